@@ -1,0 +1,37 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Metadata } from "./metadata.js";
+
+/**
+ * What a handler knows about the call it serves. Outbound calls made while the
+ * handler runs read it from async context, so deadline and cancellation reach
+ * downstream services without being passed by hand.
+ */
+export interface CallContext {
+  /** The method's HTTP/2 path, e.g. `/service.UserService/GetUser`. */
+  readonly method: string;
+  /** Absolute deadline in epoch milliseconds; undefined when the caller set none. */
+  readonly deadline: number | undefined;
+  /** Aborts when the caller cancels, the deadline passes or the server shuts down. */
+  readonly signal: AbortSignal;
+  /** The caller's request metadata. */
+  readonly metadata: Metadata;
+  /** The caller's address, e.g. `ipv4:127.0.0.1:51234`. */
+  readonly peer: string;
+}
+
+const storage = new AsyncLocalStorage<CallContext>();
+
+/** Runs `fn` with `context` as the current call context. */
+export function runWithCallContext<T>(context: CallContext, fn: () => T): T {
+  return storage.run(context, fn);
+}
+
+/** The context of the call being served by the current async flow, if any. */
+export function currentCallContext(): CallContext | undefined {
+  return storage.getStore();
+}
+
+/** Milliseconds left before the deadline (never negative); undefined without one. */
+export function timeRemaining(context: CallContext, now = Date.now()): number | undefined {
+  return context.deadline === undefined ? undefined : Math.max(0, context.deadline - now);
+}

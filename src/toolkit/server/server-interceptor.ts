@@ -1,0 +1,28 @@
+import type { CallContext } from "../rpc/call-context.js";
+
+/** What an interceptor may read about the call it wraps. */
+export interface ServerCall {
+  /** Fully qualified service name, e.g. `service.UserService`. */
+  readonly service: string;
+  /** Method name as in the proto, e.g. `GetUser`. */
+  readonly method: string;
+  readonly request: unknown;
+  readonly context: CallContext;
+}
+
+/**
+ * Wraps every handler call (logging, metrics, auth...). Calls `next()` to go on
+ * and returns or throws what the caller should see.
+ */
+export type ServerInterceptor = (call: ServerCall, next: () => Promise<unknown>) => Promise<unknown>;
+
+/** Composes interceptors so the first one listed is the outermost. */
+export function chainInterceptors(
+  interceptors: readonly ServerInterceptor[],
+  handler: (call: ServerCall) => Promise<unknown>,
+): (call: ServerCall) => Promise<unknown> {
+  return interceptors.reduceRight<(call: ServerCall) => Promise<unknown>>(
+    (next, interceptor) => (call) => interceptor(call, () => next(call)),
+    handler,
+  );
+}
