@@ -1,19 +1,18 @@
 import * as grpc from "@grpc/grpc-js";
-import { type CallContext, runWithCallContext } from "../rpc/call-context.js";
+import type { CallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { encodeStatusDetails, STATUS_DETAILS_KEY } from "../rpc/status-details.js";
 import type { Logger } from "../log/logger.js";
-import { isUnexpected, toCallerError } from "./escaped-error.js";
-import { chainInterceptors, type ServerCall, type ServerInterceptor } from "./server-interceptor.js";
-import type { ServiceRegistration } from "./service-registration.js";
+import { createDispatcher, type Dispatcher, type Route } from "./dispatcher.js";
 import { createHealth, type Health } from "./health.js";
 import { addReflection } from "./reflection.js";
+import type { ServerInterceptor } from "./server-interceptor.js";
+import type { ServiceRegistration } from "./service-registration.js";
 
 /** Options for createRpcServer. */
 export interface RpcServerOptions {
-  readonly services: readonly ServiceRegistration[];
   readonly logger: Logger;
   /** Run around every handler call, first listed outermost. Default none. */
   readonly interceptors?: readonly ServerInterceptor[];
@@ -27,8 +26,12 @@ export interface RpcServerOptions {
   readonly credentials?: grpc.ServerCredentials;
 }
 
-/** A running (or ready to run) gRPC server hosting Switchyard services. */
+/** A gRPC server hosting Switchyard services. */
 export interface RpcServer {
+  /** Hosts a service; call before listen. */
+  addService(registration: ServiceRegistration): void;
+  /** Where calls are routed: also what the in-process transport calls through. */
+  readonly dispatcher: Dispatcher;
   /** Binds `host:port` (port 0 picks a free one) and resolves to the bound port. */
   listen(address: string): Promise<number>;
   /** The grpc.health.v1 service's state. */
@@ -42,73 +45,63 @@ export interface RpcServer {
 
 /** Hosts services on @grpc/grpc-js, with health checking and reflection. */
 export function createRpcServer(options: RpcServerOptions): RpcServer {
-  const { logger } = options;
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
   });
-  const serviceNames = options.services.map((s) => s.definition.fullName);
-  const health = createHealth(serviceNames);
-  health.addTo(server);
-  if (options.reflection ?? true) addReflection(server, serviceNames);
-
-  let draining = false;
-  const dispatch = chainInterceptors(options.interceptors ?? [], (call) => {
-    const registration = options.services.find((s) => s.definition.fullName === call.service);
-    const handler = registration?.handlers[lowerFirst(call.method)];
-    if (handler === undefined) throw new RpcError(Code.UNIMPLEMENTED, `${call.service}/${call.method} is not implemented`);
-    return handler(call.request, call.context);
-  });
-
-  for (const { definition, handlers } of options.services) {
-    const grpcDefinition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
-    const implementation: grpc.UntypedServiceImplementation = {};
-    for (const [key, method] of Object.entries(definition.methods)) {
-      if (handlers[key] === undefined) throw new Error(`${definition.fullName}: no handler for ${method.name}`);
-      grpcDefinition[key] = {
-        path: `/${definition.fullName}/${method.name}`,
-        requestStream: false,
-        responseStream: false,
-        // Requests are decoded inside the call so that undecodable bytes answer
-        // INVALID_ARGUMENT (grpc-js would answer INTERNAL).
-        requestDeserialize: (bytes: Buffer) => bytes,
-        requestSerialize: (bytes: Buffer) => bytes,
-        responseSerialize: (response: unknown) => toBuffer(method.responseType.encode(response).finish()),
-        responseDeserialize: (bytes: Buffer) => method.responseType.decode(bytes),
-        originalName: key,
-      };
-      const handleUnary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
-        const respond = (error: unknown): void => {
-          const callerError = toCallerError(error);
-          if (isUnexpected(callerError)) {
-            logger.error({ err: callerError.cause ?? callerError, method: method.name }, "call failed unexpectedly");
-          }
-          callback(toServiceError(callerError));
-        };
-        if (draining) return respond(new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"));
-        let request: unknown;
-        try {
-          request = method.requestType.decode(call.request);
-        } catch (cause) {
-          return respond(
-            new RpcError(Code.INVALID_ARGUMENT, `the request body is not a valid ${definition.name}.${method.name} request`, {
-              reason: "MALFORMED_REQUEST",
-              cause,
-            }),
-          );
-        }
-        const context = createCallContext(call, `/${definition.fullName}/${method.name}`);
-        const serverCall: ServerCall = { service: definition.fullName, method: method.name, request, context };
-        runWithCallContext(context, () => dispatch(serverCall)).then((response) => callback(null, response), respond);
-      };
-      implementation[key] = handleUnary as grpc.UntypedHandleCall;
-    }
-    server.addService(grpcDefinition as grpc.ServiceDefinition, implementation);
-  }
+  const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
+  let health: Health | undefined;
 
   return {
-    health,
+    dispatcher,
+    get health(): Health {
+      if (health === undefined) throw new Error("health is available once the server listens");
+      return health;
+    },
+    addService(registration) {
+      dispatcher.add(registration);
+      const { definition } = registration;
+      const grpcDefinition: Record<string, grpc.MethodDefinition<Buffer, unknown>> = {};
+      const implementation: grpc.UntypedServiceImplementation = {};
+      for (const [key, method] of Object.entries(definition.methods)) {
+        const route = dispatcher.route(`/${definition.fullName}/${method.name}`) as Route;
+        grpcDefinition[key] = {
+          path: `/${definition.fullName}/${method.name}`,
+          requestStream: false,
+          responseStream: false,
+          // Requests are decoded inside the call so that undecodable bytes
+          // answer INVALID_ARGUMENT (grpc-js itself would answer INTERNAL).
+          requestDeserialize: (bytes: Buffer) => bytes,
+          requestSerialize: (bytes: Buffer) => bytes,
+          responseSerialize: (response: unknown) => toBuffer(method.responseType.encode(response).finish()),
+          responseDeserialize: (bytes: Buffer) => method.responseType.decode(bytes),
+          originalName: key,
+        };
+        const handleUnary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
+          let request: unknown;
+          try {
+            request = method.requestType.decode(call.request);
+          } catch (cause) {
+            const error = new RpcError(
+              Code.INVALID_ARGUMENT,
+              `the request body is not a valid ${definition.name}.${method.name} request`,
+              { reason: "MALFORMED_REQUEST", cause },
+            );
+            return callback(toServiceError(error));
+          }
+          dispatcher.invoke(route, request, callContextOf(call, route)).then(
+            (response) => callback(null, response),
+            (error: RpcError) => callback(toServiceError(error)),
+          );
+        };
+        implementation[key] = handleUnary as grpc.UntypedHandleCall;
+      }
+      server.addService(grpcDefinition as grpc.ServiceDefinition, implementation);
+    },
     listen(address) {
+      health = createHealth(dispatcher.services.map((s) => s.definition.fullName));
+      health.addTo(server);
+      if (options.reflection ?? true) addReflection(server, dispatcher.services.map((s) => s.definition.fullName));
       return new Promise((resolve, reject) => {
         server.bindAsync(address, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, port) =>
           error ? reject(error) : resolve(port),
@@ -116,11 +109,11 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       });
     },
     async shutdown() {
-      health.setAllNotServing();
-      draining = true;
+      health?.setAllNotServing();
+      dispatcher.draining = true;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
-          logger.warn({ drainTimeoutMs }, "drain timeout reached; cancelling calls still in flight");
+          options.logger.warn({ drainTimeoutMs }, "drain timeout reached; cancelling calls still in flight");
           server.forceShutdown();
           resolve();
         }, drainTimeoutMs);
@@ -133,14 +126,15 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   };
 }
 
-function createCallContext(call: grpc.ServerUnaryCall<Buffer, unknown>, method: string): CallContext {
+function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route): CallContext {
   const controller = new AbortController();
   call.once("cancelled", () => controller.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call")));
-  const deadline = toEpochMs(call.getDeadline());
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
   let metadata: Metadata | undefined;
   return {
-    method,
-    deadline,
+    method: `/${route.service.fullName}/${route.method.name}`,
+    deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
     signal: controller.signal,
     // Converted on first use: most handlers never read metadata.
     get metadata(): Metadata {
@@ -151,11 +145,6 @@ function createCallContext(call: grpc.ServerUnaryCall<Buffer, unknown>, method: 
   };
 }
 
-function toEpochMs(deadline: grpc.Deadline): number | undefined {
-  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return Number.isFinite(ms) ? ms : undefined;
-}
-
 function toServiceError(error: RpcError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   metadata.set(STATUS_DETAILS_KEY, toBuffer(encodeStatusDetails(error)));
@@ -164,8 +153,4 @@ function toServiceError(error: RpcError): Partial<grpc.StatusObject> {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function lowerFirst(name: string): string {
-  return name.charAt(0).toLowerCase() + name.slice(1);
 }

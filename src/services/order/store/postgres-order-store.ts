@@ -1,0 +1,56 @@
+import { migratePostgres } from "../../../storage/migrate.js";
+import type { PostgresPool } from "../../../storage/postgres-pool.js";
+import type { Order } from "../domain/order.js";
+import type { OrderStore } from "../domain/order-store.js";
+import { ORDER_MIGRATIONS } from "./order-migrations.js";
+
+interface OrderRow {
+  order_id: string;
+  user_id: string;
+  status: string;
+  // pg returns BIGINT as a string, since it may exceed 2^53.
+  created_at: string;
+}
+
+const COLUMNS = "order_id, user_id, status, created_at";
+
+// Named statements are parsed once per connection, then reused.
+const SELECT_ORDER = "switchyard_select_order";
+const INSERT_ORDER = "switchyard_insert_order";
+const LIST_ORDERS_FOR_USER = "switchyard_list_orders_for_user";
+
+/** An OrderStore in PostgreSQL; migrates first. The caller owns (and ends) `pool`. */
+export async function openPostgresOrderStore(pool: PostgresPool): Promise<OrderStore> {
+  await migratePostgres(pool, ORDER_MIGRATIONS);
+
+  return {
+    async insertIfAbsent(order) {
+      // Two statements, not one CTE: see postgres-user-store.ts.
+      await pool.query({
+        name: INSERT_ORDER,
+        text: `INSERT INTO orders (${COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING`,
+        values: [order.id, order.userId, order.status, order.createdAt],
+      });
+      const result = await pool.query<OrderRow>({
+        name: SELECT_ORDER,
+        text: `SELECT ${COLUMNS} FROM orders WHERE order_id = $1`,
+        values: [order.id],
+      });
+      const row = result.rows[0];
+      if (row === undefined) throw new Error("order vanished right after insert");
+      return toOrder(row);
+    },
+    async listForUser(userId, limit) {
+      const result = await pool.query<OrderRow>({
+        name: LIST_ORDERS_FOR_USER,
+        text: `SELECT ${COLUMNS} FROM orders WHERE user_id = $1 ORDER BY seq DESC LIMIT $2`,
+        values: [userId, limit],
+      });
+      return result.rows.map(toOrder);
+    },
+  };
+}
+
+function toOrder(row: OrderRow): Order {
+  return { id: row.order_id, userId: row.user_id, status: row.status, createdAt: Number(row.created_at) };
+}

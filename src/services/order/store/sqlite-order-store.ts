@@ -1,0 +1,42 @@
+import { migrateSqlite } from "../../../storage/migrate.js";
+import type { SqliteDatabase } from "../../../storage/sqlite-database.js";
+import type { Order } from "../domain/order.js";
+import type { OrderStore } from "../domain/order-store.js";
+import { ORDER_MIGRATIONS } from "./order-migrations.js";
+
+interface OrderRow {
+  order_id: string;
+  user_id: string;
+  status: string;
+  created_at: number;
+}
+
+const COLUMNS = "order_id, user_id, status, created_at";
+
+/** An OrderStore in a SQLite file; migrates it first. The caller owns (and closes) `db`. */
+export function openSqliteOrderStore(db: SqliteDatabase): OrderStore {
+  migrateSqlite(db, ORDER_MIGRATIONS);
+  const select = db.prepare<[string], OrderRow>(`SELECT ${COLUMNS} FROM orders WHERE order_id = ?`);
+  const insert = db.prepare<[string, string, string, number]>(
+    `INSERT INTO orders (${COLUMNS}) VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING`,
+  );
+  const listForUser = db.prepare<[string, number], OrderRow>(
+    `SELECT ${COLUMNS} FROM orders WHERE user_id = ? ORDER BY seq DESC LIMIT ?`,
+  );
+
+  return {
+    async insertIfAbsent(order) {
+      insert.run(order.id, order.userId, order.status, order.createdAt);
+      const row = select.get(order.id);
+      if (row === undefined) throw new Error("order vanished right after insert");
+      return toOrder(row);
+    },
+    async listForUser(userId, limit) {
+      return listForUser.all(userId, limit).map(toOrder);
+    },
+  };
+}
+
+function toOrder(row: OrderRow): Order {
+  return { id: row.order_id, userId: row.user_id, status: row.status, createdAt: row.created_at };
+}

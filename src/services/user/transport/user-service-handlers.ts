@@ -1,0 +1,21 @@
+import { UserServiceDefinition, type UserResponse } from "../../../gen/service/v1/service.js";
+import { defineService, type ServiceRegistration } from "../../../toolkit/server/service-registration.js";
+import { mapDomainErrors } from "../../common/domain-to-rpc.js";
+import type { User } from "../domain/user.js";
+import type { UserUseCases } from "../domain/user-use-cases.js";
+
+/** UserService on the wire: proto messages in and out, domain in between. */
+export function userServiceHandlers(users: UserUseCases): ServiceRegistration {
+  return defineService(
+    UserServiceDefinition,
+    mapDomainErrors<typeof UserServiceDefinition>({
+      getUser: async (request) => toResponse(await users.getUser(request.userId)),
+      createUser: async (request) =>
+        toResponse(await users.createUser({ id: request.userId, name: request.name, email: request.email })),
+    }),
+  );
+}
+
+function toResponse(user: User): UserResponse {
+  return { name: user.name, email: user.email, userId: user.id };
+}

@@ -1,0 +1,76 @@
+import { currentCallContext } from "../rpc/call-context.js";
+import { ClientError } from "../rpc/client-error.js";
+import { Code } from "../rpc/code.js";
+import type { MethodDefinition, RequestOf, ResponseOf, ServiceDefinition } from "../rpc/definition.js";
+import type { Metadata } from "../rpc/metadata.js";
+import type { Transport } from "./transport.js";
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Time allowed for this call. Default: the client's `defaultTimeoutMs`. */
+  readonly timeoutMs?: number;
+  /** Cancels the call when aborted. */
+  readonly signal?: AbortSignal;
+  readonly metadata?: Metadata;
+}
+
+/** Options for createClient. */
+export interface ClientOptions {
+  /** Deadline of a call made outside any inbound call. Default 5000 ms. */
+  readonly defaultTimeoutMs?: number;
+  /**
+   * Time kept back from an inbound deadline, so that the handler still has
+   * time to answer its own caller after a downstream call times out. Default 20 ms.
+   */
+  readonly deadlineMarginMs?: number;
+}
+
+/** A typed client: one async function per method of the service. */
+export type Client<S extends ServiceDefinition> = {
+  readonly [K in keyof S["methods"]]: (
+    request: RequestOf<S["methods"][K]>,
+    options?: CallOptions,
+  ) => Promise<ResponseOf<S["methods"][K]>>;
+};
+
+/**
+ * Creates a typed client for `definition` over `transport`. Inside a handler,
+ * each call inherits the inbound call's deadline (minus a margin) and its
+ * cancellation, so nothing needs to be passed by hand.
+ */
+export function createClient<S extends ServiceDefinition>(
+  definition: S,
+  transport: Transport,
+  options: ClientOptions = {},
+): Client<S> {
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
+  const marginMs = options.deadlineMarginMs ?? 20;
+  const client: Record<string, (request: unknown, callOptions?: CallOptions) => Promise<unknown>> = {};
+  for (const [key, method] of Object.entries(definition.methods)) {
+    const path = `/${definition.fullName}/${method.name}`;
+    client[key] = (request, callOptions = {}) => {
+      const now = Date.now();
+      const inbound = currentCallContext();
+      let deadline = now + (callOptions.timeoutMs ?? defaultTimeoutMs);
+      if (inbound?.deadline !== undefined) deadline = Math.min(deadline, inbound.deadline - marginMs);
+      if (deadline <= now) {
+        return Promise.reject(
+          new ClientError(path, Code.DEADLINE_EXCEEDED, `no time left to call ${path}: the deadline has passed`),
+        );
+      }
+      const signal = combineSignals(callOptions.signal, inbound?.signal);
+      return transport.unary(definition, method as MethodDefinition<unknown, unknown>, request, {
+        deadline,
+        signal,
+        metadata: callOptions.metadata,
+      });
+    };
+  }
+  return client as Client<S>;
+}
+
+function combineSignals(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return AbortSignal.any([a, b]);
+}

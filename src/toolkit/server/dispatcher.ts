@@ -1,0 +1,83 @@
+import { type CallContext, runWithCallContext } from "../rpc/call-context.js";
+import { Code } from "../rpc/code.js";
+import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
+import { RpcError } from "../rpc/rpc-error.js";
+import type { Logger } from "../log/logger.js";
+import { isUnexpected, toCallerError } from "./escaped-error.js";
+import { chainInterceptors, type ServerCall, type ServerInterceptor } from "./server-interceptor.js";
+import type { ServiceRegistration, UnaryHandler } from "./service-registration.js";
+
+/** One servable method, found by its path. */
+export interface Route {
+  readonly service: ServiceDefinition;
+  readonly method: MethodDefinition<unknown, unknown>;
+}
+
+/**
+ * The transport-independent heart of a server: routes a decoded request to
+ * its handler through the interceptors, in the call's async context, and
+ * turns whatever is thrown into the status the caller should see. Network
+ * engines and the in-process transport both call through it, so a call has
+ * the same semantics whichever way it arrives.
+ */
+export interface Dispatcher {
+  add(registration: ServiceRegistration): void;
+  route(path: string): Route | undefined;
+  readonly services: readonly ServiceRegistration[];
+  /** Runs the call; rejects only with the RpcError to send to the caller. */
+  invoke(route: Route, request: unknown, context: CallContext): Promise<unknown>;
+  /** While true, new calls are refused with UNAVAILABLE. */
+  draining: boolean;
+}
+
+/** Options for createDispatcher. */
+export interface DispatcherOptions {
+  readonly logger: Logger;
+  /** First listed is outermost. Default none. */
+  readonly interceptors?: readonly ServerInterceptor[];
+}
+
+/** Creates an empty dispatcher; services are added before the server starts. */
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const routes = new Map<string, Route & { readonly handler: UnaryHandler<unknown, unknown> }>();
+  const services: ServiceRegistration[] = [];
+  const chain = chainInterceptors(options.interceptors ?? [], (call: ServerCall) => {
+    const route = routes.get(`/${call.service}/${call.method}`);
+    if (route === undefined) throw new RpcError(Code.UNIMPLEMENTED, `${call.service}/${call.method} is not implemented`);
+    return route.handler(call.request, call.context);
+  });
+
+  const fail = (error: unknown, route: Route): never => {
+    const callerError = toCallerError(error);
+    if (isUnexpected(callerError)) {
+      options.logger.error(
+        { err: callerError.cause ?? callerError, method: `${route.service.fullName}/${route.method.name}` },
+        "call failed unexpectedly",
+      );
+    }
+    throw callerError;
+  };
+
+  const dispatcher: Dispatcher = {
+    draining: false,
+    services,
+    add(registration) {
+      const { definition, handlers } = registration;
+      for (const [key, method] of Object.entries(definition.methods)) {
+        const handler = handlers[key];
+        if (handler === undefined) throw new Error(`${definition.fullName}: no handler for ${method.name}`);
+        routes.set(`/${definition.fullName}/${method.name}`, { service: definition, method, handler });
+      }
+      services.push(registration);
+    },
+    route: (path) => routes.get(path),
+    invoke(route, request, context) {
+      if (dispatcher.draining) {
+        return Promise.reject(new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"));
+      }
+      const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
+      return runWithCallContext(context, () => chain(call)).catch((error: unknown) => fail(error, route));
+    },
+  };
+  return dispatcher;
+}

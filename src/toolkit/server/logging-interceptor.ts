@@ -1,0 +1,31 @@
+import type { Logger } from "../log/logger.js";
+import { Code } from "../rpc/code.js";
+import { toCallerError } from "./escaped-error.js";
+import type { ServerInterceptor } from "./server-interceptor.js";
+
+/** Writes one line per finished call: method, status code, duration and peer. */
+export function loggingInterceptor(logger: Logger): ServerInterceptor {
+  return async (call, next) => {
+    if (!logger.isLevelEnabled("info")) return next();
+    const started = performance.now();
+    const finish = (code: Code): void => {
+      logger.info(
+        {
+          method: `${call.service}/${call.method}`,
+          code: Code[code],
+          durationMs: Math.round((performance.now() - started) * 100) / 100,
+          peer: call.context.peer,
+        },
+        "call finished",
+      );
+    };
+    try {
+      const response = await next();
+      finish(Code.OK);
+      return response;
+    } catch (error) {
+      finish(toCallerError(error).code);
+      throw error;
+    }
+  };
+}
