@@ -6,6 +6,7 @@ import type { Transport } from "../toolkit/client/transport.js";
 import type { Logger } from "../toolkit/log/logger.js";
 import { createRpcServer } from "../toolkit/server/grpc-js-server.js";
 import { loggingInterceptor } from "../toolkit/server/logging-interceptor.js";
+import type { ServerInterceptor } from "../toolkit/server/server-interceptor.js";
 import { createOrderUseCases } from "../services/order/domain/order-use-cases.js";
 import { createUserServiceDirectory } from "../services/order/transport/user-service-directory.js";
 import { orderServiceHandlers } from "../services/order/transport/order-service-handlers.js";
@@ -35,6 +36,8 @@ export interface SwitchyardOptions {
   readonly userServiceTarget?: string;
   /** How long shutdown waits for in-flight calls. Default 10 s. */
   readonly drainTimeoutMs?: number;
+  /** Extra server interceptors, run inside the built-in ones (e.g. auth, fault injection in tests). */
+  readonly interceptors?: readonly ServerInterceptor[];
   readonly logger: Logger;
 }
 
@@ -65,7 +68,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   });
   const server = createRpcServer({
     logger: options.logger,
-    interceptors: [loggingInterceptor(options.logger)],
+    interceptors: [loggingInterceptor(options.logger), ...(options.interceptors ?? [])],
     ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
   });
   if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
