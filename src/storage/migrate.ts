@@ -55,7 +55,7 @@ export async function migratePostgres(pool: PostgresPool, migrations: readonly M
       try {
         // Held until COMMIT: processes starting together take turns, and the
         // later ones see the ledger row and skip.
-        void POSTGRES_MIGRATION_LOCK;
+        await client.query("SELECT pg_advisory_xact_lock($1)", [POSTGRES_MIGRATION_LOCK]);
         await client.query(CREATE_POSTGRES_LEDGER);
         const applied = await client.query("SELECT id FROM schema_migrations WHERE id = $1", [migration.id]);
         if (applied.rowCount === 0) {
