@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
+import { createClient } from "../../src/toolkit/client/create-client.js";
+import type { Transport, TransportCallOptions } from "../../src/toolkit/client/transport.js";
+import { type CallContext, runWithCallContext } from "../../src/toolkit/rpc/call-context.js";
+import { ClientError } from "../../src/toolkit/rpc/client-error.js";
+import { Code } from "../../src/toolkit/rpc/code.js";
+
+/** A transport that records what the client asked for and answers at once. */
+function recordingTransport(): Transport & { calls: TransportCallOptions[] } {
+  const calls: TransportCallOptions[] = [];
+  return {
+    calls,
+    unary: async (_service, method, _request, options) => {
+      calls.push(options);
+      return method.responseType.decode(new Uint8Array());
+    },
+    close() {},
+  };
+}
+
+function inboundContext(deadline: number | undefined, signal = new AbortController().signal): CallContext {
+  return { method: "/test/Inbound", deadline, signal, metadata: {}, peer: "test" };
+}
+
+describe("client deadlines", () => {
+  it("gives a call made outside any handler the default timeout", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport, { defaultTimeoutMs: 1_000 });
+    const before = Date.now();
+    await client.getUser({ userId: "u1" });
+    const deadline = transport.calls[0]?.deadline ?? 0;
+    assert.ok(deadline >= before + 1_000 && deadline <= Date.now() + 1_000);
+  });
+
+  it("inherits the inbound deadline minus the margin inside a handler", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport, { defaultTimeoutMs: 60_000, deadlineMarginMs: 25 });
+    const inbound = Date.now() + 500;
+    await runWithCallContext(inboundContext(inbound), () => client.getUser({ userId: "u1" }));
+    assert.equal(transport.calls[0]?.deadline, inbound - 25);
+  });
+
+  it("keeps its own timeout when that is sooner than the inbound deadline", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport);
+    const before = Date.now();
+    await runWithCallContext(inboundContext(Date.now() + 60_000), () => client.getUser({ userId: "u1" }, { timeoutMs: 100 }));
+    assert.ok((transport.calls[0]?.deadline ?? Infinity) <= Date.now() + 100);
+    assert.ok((transport.calls[0]?.deadline ?? 0) >= before + 100);
+  });
+
+  it("fails with DEADLINE_EXCEEDED without calling when no time is left", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport);
+    const error = await runWithCallContext(inboundContext(Date.now() + 5), () => client.getUser({ userId: "u1" })).catch(
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof ClientError);
+    assert.equal(error.code, Code.DEADLINE_EXCEEDED);
+    assert.equal(transport.calls.length, 0);
+  });
+
+  it("passes the inbound cancellation to the outbound call", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport);
+    const inbound = new AbortController();
+    await runWithCallContext(inboundContext(undefined, inbound.signal), () => client.getUser({ userId: "u1" }));
+    const signal = transport.calls[0]?.signal;
+    assert.equal(signal?.aborted, false);
+    inbound.abort();
+    assert.equal(signal?.aborted, true);
+  });
+
+  it("cancels on either the caller's own signal or the inbound one", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport);
+    const own = new AbortController();
+    await runWithCallContext(inboundContext(undefined), () => client.getUser({ userId: "u1" }, { signal: own.signal }));
+    own.abort();
+    assert.equal(transport.calls[0]?.signal?.aborted, true);
+  });
+});
