@@ -65,6 +65,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
     dataDir: options.dataDir,
     services: options.services,
     ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
+    onBackgroundError: (error) => options.logger.warn({ err: error }, "database connection error between queries"),
   });
   const server = createRpcServer({
     logger: options.logger,
