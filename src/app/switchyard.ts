@@ -1,12 +1,21 @@
+import { isIPv6 } from "node:net";
 import { UserServiceDefinition } from "../gen/service/v1/service.js";
 import { createClient } from "../toolkit/client/create-client.js";
 import { createGrpcTransport } from "../toolkit/client/grpc-js-transport.js";
 import { createInProcessTransport } from "../toolkit/client/in-process-transport.js";
 import type { Transport } from "../toolkit/client/transport.js";
+import type { Registration } from "../toolkit/discovery/discovery.js";
+import { etcdChannelOptions } from "../toolkit/discovery/etcd-discovery.js";
+import { parseEtcdUrl } from "../toolkit/discovery/etcd-client.js";
+import { registerInstance } from "../toolkit/discovery/etcd-registration.js";
 import type { Logger } from "../toolkit/log/logger.js";
 import { createRpcServer } from "../toolkit/server/grpc-js-server.js";
+import { createHttp2RpcServer } from "../toolkit/server/http2/http2-server.js";
 import { loggingInterceptor } from "../toolkit/server/logging-interceptor.js";
 import type { ServerInterceptor } from "../toolkit/server/server-interceptor.js";
+import { startTelemetry, type Telemetry } from "../toolkit/telemetry/telemetry.js";
+import { loadClientTls, type ClientTls, type ClientTlsOptions } from "../toolkit/tls/client-tls.js";
+import { loadServerTls, type ServerTls, type ServerTlsOptions } from "../toolkit/tls/server-tls.js";
 import { createOrderUseCases } from "../services/order/domain/order-use-cases.js";
 import { createUserServiceDirectory } from "../services/order/transport/user-service-directory.js";
 import { orderServiceHandlers } from "../services/order/transport/order-service-handlers.js";
@@ -38,6 +47,40 @@ export interface SwitchyardOptions {
   readonly drainTimeoutMs?: number;
   /** Extra server interceptors, run inside the built-in ones (e.g. auth, fault injection in tests). */
   readonly interceptors?: readonly ServerInterceptor[];
+  /** Serve TLS; with `clientCaFile`, require client certificates (mTLS). Files are reloaded. Default: plaintext. */
+  readonly tls?: ServerTlsOptions;
+  /**
+   * TLS of OrderService's channel to userServiceTarget: the CA to verify
+   * UserService with, its expected name, and the certificate OrderService
+   * presents. Default: plaintext.
+   */
+  readonly userServiceTls?: ClientTlsOptions;
+  /** OTLP/HTTP endpoint (e.g. `http://localhost:4318`) to export traces to; no tracing without it. */
+  readonly otlpEndpoint?: string;
+  /** Fraction of new traces recorded; callers' sampled traces are always followed. Default 1. */
+  readonly traceSampleRatio?: number;
+  /** Serve Prometheus metrics at `/metrics` on this port (0 picks one; on `host`); none when absent. */
+  readonly metricsPort?: number;
+  /**
+   * Service registry, `etcd://host:port[,host:port…]`: each hosted service is
+   * registered there (as `user-service`, `order-service`) under a lease, and
+   * `etcd:///<name>` targets resolve through it. Default: none.
+   */
+  readonly registry?: string;
+  /**
+   * The address other hosts reach this process at, `host` or `host:port`
+   * (the bound port when absent). Default: the bound host and port, with
+   * `127.0.0.1` for a wildcard host.
+   */
+  readonly advertiseAddress?: string;
+  /** TTL of the registry lease: how long a crashed process stays registered. Default 10 s. */
+  readonly registryTtlSeconds?: number;
+  /**
+   * The gRPC server implementation: `grpc-js` (@grpc/grpc-js) or `http2`
+   * (Switchyard's lean engine on node:http2). Same services, same semantics.
+   * Default `grpc-js`.
+   */
+  readonly engine?: "grpc-js" | "http2";
   readonly logger: Logger;
 }
 
@@ -46,7 +89,13 @@ export interface Switchyard {
   readonly port: number;
   /** Where data lives, for the startup log line. */
   readonly store: string;
-  /** Health NOT_SERVING, drain in-flight calls, close channels and stores. */
+  /** The bound metrics port, when serving metrics. */
+  readonly metricsPort: number | undefined;
+  /** Where traces go, for the startup log line; undefined without tracing. */
+  readonly tracing: string | undefined;
+  /** Where this process is registered (empty without a registry). */
+  readonly registrations: readonly Registration[];
+  /** Health NOT_SERVING, deregister, drain in-flight calls, close channels and stores. */
   close(): Promise<void>;
 }
 
@@ -61,17 +110,55 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   if (hostsOrder && !hostsUser && options.userServiceTarget === undefined) {
     throw new Error("OrderService needs UserService: host both, or pass userServiceTarget");
   }
-  const stores = await openStores({
-    dataDir: options.dataDir,
-    services: options.services,
-    ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
-    onBackgroundError: (error) => options.logger.warn({ err: error }, "database connection error between queries"),
-  });
-  const server = createRpcServer({
+  if (options.engine === "http2" && options.tls !== undefined) {
+    throw new Error("the http2 engine does not serve TLS yet: use the grpc-js engine with TLS");
+  }
+  if (hostsOrder && options.userServiceTarget?.startsWith("etcd:///") && options.registry === undefined) {
+    throw new Error(`${options.userServiceTarget} resolves through a registry: pass one (etcd://host:port)`);
+  }
+  const registryEndpoints = options.registry === undefined ? undefined : parseEtcdUrl(options.registry);
+  // Certificates first: a wrong file fails the start before any store opens.
+  const serverTls: ServerTls | undefined = options.tls ? await loadServerTls(options.tls, options.logger) : undefined;
+  let userTls: ClientTls | undefined;
+  let stores: Awaited<ReturnType<typeof openStores>>;
+  try {
+    if (hostsOrder && options.userServiceTarget && options.userServiceTls) {
+      userTls = await loadClientTls(options.userServiceTls, options.logger);
+    }
+    stores = await openStores({
+      dataDir: options.dataDir,
+      services: options.services,
+      ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
+      onBackgroundError: (error) => options.logger.warn({ err: error }, "database connection error between queries"),
+    });
+  } catch (error) {
+    serverTls?.close();
+    userTls?.close();
+    throw error;
+  }
+  let telemetry: Telemetry;
+  try {
+    telemetry = await startTelemetry({
+      ...(options.otlpEndpoint === undefined ? {} : { otlpEndpoint: options.otlpEndpoint }),
+      ...(options.traceSampleRatio === undefined ? {} : { traceSampleRatio: options.traceSampleRatio }),
+      ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort, metricsHost: options.host ?? "0.0.0.0" }),
+    });
+  } catch (error) {
+    serverTls?.close();
+    userTls?.close();
+    await stores.close();
+    throw error;
+  }
+  const serverOptions = {
     logger: options.logger,
-    interceptors: [loggingInterceptor(options.logger), ...(options.interceptors ?? [])],
+    // Tracing outermost, so that the call's log line carries its trace id.
+    interceptors: [...telemetry.serverInterceptors, loggingInterceptor(options.logger), ...(options.interceptors ?? [])],
     ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
-  });
+  };
+  const server =
+    options.engine === "http2"
+      ? createHttp2RpcServer(serverOptions)
+      : createRpcServer({ ...(serverTls ? { credentials: serverTls.credentials } : {}), ...serverOptions });
   if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
 
   // OrderService reaches UserService through a generated client over one
@@ -81,9 +168,19 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   if (stores.orders) {
     const target = options.userServiceTarget;
     userTransport = target
-      ? createGrpcTransport({ target, services: [UserServiceDefinition] })
+      ? createGrpcTransport({
+          target,
+          services: [UserServiceDefinition],
+          ...(userTls ? { credentials: userTls.credentials } : {}),
+          channelOptions: {
+            ...userTls?.channelOptions,
+            ...(options.registry === undefined ? {} : etcdChannelOptions(options.registry)),
+          },
+        })
       : createInProcessTransport(server.dispatcher);
-    const users = createUserServiceDirectory(createClient(UserServiceDefinition, userTransport));
+    const users = createUserServiceDirectory(
+      createClient(UserServiceDefinition, userTransport, { interceptors: telemetry.clientInterceptors }),
+    );
     server.addService(orderServiceHandlers(createOrderUseCases(stores.orders, users)));
   }
 
@@ -91,17 +188,68 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   try {
     port = await server.listen(`${options.host ?? "0.0.0.0"}:${options.port}`);
   } catch (error) {
-    await stores.close();
+    userTransport?.close();
+    serverTls?.close();
+    userTls?.close();
+    await Promise.all([stores.close(), telemetry.close()]);
     throw error;
+  }
+
+  // Announced only once it listens, withdrawn first thing on close.
+  let registrations: Registration[] = [];
+  if (registryEndpoints) {
+    const address = advertisedAddress(options.advertiseAddress, options.host ?? "0.0.0.0", port);
+    const names = [...(hostsUser ? ["user-service"] : []), ...(hostsOrder ? ["order-service"] : [])];
+    const registered = await Promise.allSettled(
+      names.map((serviceName) =>
+        registerInstance({
+          endpoints: registryEndpoints,
+          serviceName,
+          address,
+          logger: options.logger,
+          ...(options.registryTtlSeconds === undefined ? {} : { ttlSeconds: options.registryTtlSeconds }),
+        }),
+      ),
+    );
+    registrations = registered.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+    const failed = registered.find((result) => result.status === "rejected");
+    if (failed) {
+      await Promise.all(registrations.map((registration) => registration.deregister()));
+      await server.shutdown();
+      userTransport?.close();
+      serverTls?.close();
+      userTls?.close();
+      await Promise.all([stores.close(), telemetry.close()]);
+      throw failed.reason;
+    }
   }
 
   return {
     port,
     store: stores.describe,
+    metricsPort: telemetry.metricsPort,
+    tracing: telemetry.tracing,
+    registrations,
     async close() {
+      // The drain, in order: health NOT_SERVING, out of the registry (so
+      // clients stop picking this instance), then stop accepting and finish
+      // the calls in flight, then close channels and stores.
+      server.health.setAllNotServing();
+      await Promise.all(registrations.map((registration) => registration.deregister()));
       await server.shutdown();
       userTransport?.close();
-      await stores.close();
+      serverTls?.close();
+      userTls?.close();
+      // After the drain, so that the last calls' spans are exported too.
+      await Promise.all([stores.close(), telemetry.close()]);
     },
   };
+}
+
+/** `host:port` other hosts connect to: the given address (its port defaulting to the bound one), else the bound one. */
+function advertisedAddress(advertise: string | undefined, host: string, port: number): string {
+  if (advertise !== undefined && /^\[[^\]]+\]:\d+$|^[^:]+:\d+$/.test(advertise)) return advertise;
+  const wildcard = host === "0.0.0.0" || host === "::" || host === "[::]" || host === "";
+  const name = advertise ?? (wildcard ? "127.0.0.1" : host);
+  return `${isIPv6(name) ? `[${name}]` : name}:${port}`;
 }

@@ -4,11 +4,13 @@ import { createGrpcTransport } from "../toolkit/client/grpc-js-transport.js";
 import { ClientError } from "../toolkit/rpc/client-error.js";
 import { Code } from "../toolkit/rpc/code.js";
 import type { MethodDefinition, ServiceDefinition } from "../toolkit/rpc/definition.js";
+import { loadClientTls } from "../toolkit/tls/client-tls.js";
 import { parseMillis, parseTarget } from "./options.js";
+import { CLIENT_TLS_HELP, clientTlsOf, type ClientTlsFlags } from "./tls-options.js";
 
 const SERVICES: readonly ServiceDefinition[] = [UserServiceDefinition, OrderServiceDefinition];
 
-interface CallFlags {
+interface CallFlags extends ClientTlsFlags {
   address: string;
   timeout: number;
 }
@@ -26,21 +28,28 @@ export function addCallCommand(program: Command): void {
     .argument("[json]", "the request as JSON (proto field names or lowerCamelCase)", "{}")
     .option("-a, --address <address>", "server address", parseTarget, "localhost:50051")
     .option("--timeout <ms>", "deadline of the call", parseMillis, 5_000)
-    .action(async (name: string, json: string, flags: CallFlags) => {
+    .option("--tls", CLIENT_TLS_HELP.tls)
+    .option("--tls-ca <file>", CLIENT_TLS_HELP.tlsCa)
+    .option("--tls-cert <file>", CLIENT_TLS_HELP.tlsCert)
+    .option("--tls-key <file>", CLIENT_TLS_HELP.tlsKey)
+    .option("--tls-server-name <name>", CLIENT_TLS_HELP.tlsServerName)
+    .action(async (name: string, json: string, flags: CallFlags, command: Command) => {
       const found = findMethod(name);
-      if (found === undefined) program.error(`error: unknown method "${name}"; expected one of: ${methodNames().join(", ")}`);
+      if (found === undefined) command.error(`error: unknown method "${name}"; expected one of: ${methodNames().join(", ")}`);
       const [service, method] = found;
       let body: unknown;
       try {
         body = JSON.parse(json);
       } catch (error) {
-        program.error(`error: the request is not valid JSON: ${(error as Error).message}`);
+        command.error(`error: the request is not valid JSON: ${(error as Error).message}`);
       }
-      if (typeof body !== "object" || body === null || Array.isArray(body)) program.error("error: the request must be a JSON object");
+      if (typeof body !== "object" || body === null || Array.isArray(body)) command.error("error: the request must be a JSON object");
       const unknownFields = unknownKeys(method, body as Record<string, unknown>);
-      if (unknownFields.length > 0) program.error(`error: ${method.name} has no field ${unknownFields.join(", ")}`);
+      if (unknownFields.length > 0) command.error(`error: ${method.name} has no field ${unknownFields.join(", ")}`);
 
-      const transport = createGrpcTransport({ target: flags.address, services: [service] });
+      const tlsOptions = clientTlsOf(flags, command);
+      const tls = tlsOptions && (await loadClientTls(tlsOptions).catch((error: Error) => command.error(`error: ${error.message}`)));
+      const transport = createGrpcTransport({ target: flags.address, services: [service], ...(tls ? { credentials: tls.credentials, channelOptions: tls.channelOptions } : {}) });
       try {
         const response = await transport.unary(service, method, method.requestType.fromJSON(body), {
           deadline: Date.now() + flags.timeout,
@@ -60,6 +69,7 @@ export function addCallCommand(program: Command): void {
         process.exitCode = 64 + error.code;
       } finally {
         transport.close();
+        tls?.close();
       }
     });
 }

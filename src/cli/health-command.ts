@@ -1,9 +1,11 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { service as healthService } from "grpc-health-check";
+import { loadClientTls } from "../toolkit/tls/client-tls.js";
 import { parseMillis, parseTarget } from "./options.js";
+import { CLIENT_TLS_HELP, clientTlsOf, type ClientTlsFlags } from "./tls-options.js";
 
-interface HealthFlags {
+interface HealthFlags extends ClientTlsFlags {
   address: string;
   timeout: number;
 }
@@ -16,9 +18,16 @@ export function addHealthCommand(program: Command): void {
     .argument("[service]", "fully qualified service name; empty for the whole server", "")
     .option("-a, --address <address>", "server address", parseTarget, "localhost:50051")
     .option("--timeout <ms>", "deadline of the check", parseMillis, 3_000)
-    .action(async (serviceName: string, flags: HealthFlags) => {
+    .option("--tls", CLIENT_TLS_HELP.tls)
+    .option("--tls-ca <file>", CLIENT_TLS_HELP.tlsCa)
+    .option("--tls-cert <file>", CLIENT_TLS_HELP.tlsCert)
+    .option("--tls-key <file>", CLIENT_TLS_HELP.tlsKey)
+    .option("--tls-server-name <name>", CLIENT_TLS_HELP.tlsServerName)
+    .action(async (serviceName: string, flags: HealthFlags, command: Command) => {
+      const tlsOptions = clientTlsOf(flags, command);
+      const tls = tlsOptions && (await loadClientTls(tlsOptions).catch((error: Error) => command.error(`error: ${error.message}`)));
       const Health = grpc.makeGenericClientConstructor(healthService, "Health");
-      const client = new Health(flags.address, grpc.credentials.createInsecure());
+      const client = new Health(flags.address, tls ? tls.credentials : grpc.credentials.createInsecure(), tls?.channelOptions);
       const check = healthService["Check"];
       if (check === undefined) throw new Error("grpc-health-check has no Check method");
       try {
@@ -41,6 +50,7 @@ export function addHealthCommand(program: Command): void {
         process.exitCode = 2;
       } finally {
         client.close();
+        tls?.close();
       }
     });
 }

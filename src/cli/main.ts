@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { createRequire } from "node:module";
 import { addCallCommand } from "./call-command.js";
+import { addCertsCommand } from "./certs-command.js";
 import { addHealthCommand } from "./health-command.js";
 import { addServeCommand } from "./serve-command.js";
 
@@ -17,5 +18,6 @@ const program = new Command()
 addServeCommand(program);
 addCallCommand(program);
 addHealthCommand(program);
+addCertsCommand(program);
 
 await program.parseAsync();

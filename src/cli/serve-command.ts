@@ -1,9 +1,26 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { startSwitchyard, type ServiceName } from "../app/switchyard.js";
 import { createLogger } from "../toolkit/log/logger.js";
 import { parseDatabaseUrl, parseLogLevel, parseMillis, parsePort, parseServices, parseTarget } from "./options.js";
+import { SERVE_TLS_HELP, serveTlsOf, type ServeTlsFlags } from "./tls-options.js";
+import {
+  parseAdvertiseAddress,
+  parseRegistry,
+  parseTtlSeconds,
+  SERVE_REGISTRY_HELP,
+  serveRegistryOf,
+  type ServeRegistryFlags,
+} from "./registry-options.js";
+import {
+  parseOtlpEndpoint,
+  parseSampleRatio,
+  SERVE_TELEMETRY_HELP,
+  serveTelemetryOf,
+  type ServeTelemetryFlags,
+} from "./telemetry-options.js";
 
-interface ServeFlags {
+interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFlags {
+  engine: "grpc-js" | "http2";
   port: number;
   host: string;
   dataDir: string;
@@ -27,10 +44,32 @@ export function addServeCommand(program: Command): void {
     .option("--database-url <url>", "keep data in PostgreSQL (postgres://…) instead of SQLite", parseDatabaseUrl)
     .option("--drain-timeout <ms>", "how long shutdown waits for calls in flight", parseMillis, 10_000)
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", parseLogLevel, "info")
-    .action(async (flags: ServeFlags) => {
+    .addOption(
+      new Option("--engine <engine>", "gRPC server implementation: grpc-js (@grpc/grpc-js) or http2 (lean node:http2 engine)")
+        .choices(["grpc-js", "http2"])
+        .default("grpc-js"),
+    )
+    .option("--tls-cert <file>", SERVE_TLS_HELP.tlsCert)
+    .option("--tls-key <file>", SERVE_TLS_HELP.tlsKey)
+    .option("--tls-ca <file>", SERVE_TLS_HELP.tlsCa)
+    .option("--tls-reload-interval <ms>", SERVE_TLS_HELP.tlsReloadInterval, parseMillis, 60_000)
+    .option("--client-cert <file>", SERVE_TLS_HELP.clientCert)
+    .option("--client-key <file>", SERVE_TLS_HELP.clientKey)
+    .option("--user-service-ca <file>", SERVE_TLS_HELP.userServiceCa)
+    .option("--user-service-server-name <name>", SERVE_TLS_HELP.userServiceServerName)
+    .option("--otlp-endpoint <url>", SERVE_TELEMETRY_HELP.otlpEndpoint, parseOtlpEndpoint)
+    .option("--trace-sample-ratio <ratio>", SERVE_TELEMETRY_HELP.traceSampleRatio, parseSampleRatio, 1)
+    .option("--metrics-port <port>", SERVE_TELEMETRY_HELP.metricsPort, parsePort)
+    .option("--registry <url>", SERVE_REGISTRY_HELP.registry, parseRegistry)
+    .option("--advertise-address <host[:port]>", SERVE_REGISTRY_HELP.advertiseAddress, parseAdvertiseAddress)
+    .option("--registry-ttl <seconds>", SERVE_REGISTRY_HELP.registryTtl, parseTtlSeconds, 10)
+    .action(async (flags: ServeFlags, command: Command) => {
       if (flags.services.includes("order") && !flags.services.includes("user") && flags.userService === undefined) {
-        program.error("error: --services order needs --user-service <address> (where UserService runs)");
+        command.error("error: --services order needs --user-service <address> (where UserService runs)");
       }
+      const tls = serveTlsOf(flags, command);
+      const telemetry = serveTelemetryOf(flags, command);
+      const registry = serveRegistryOf(flags, command);
       const logger = createLogger({ level: flags.logLevel });
       const app = await startSwitchyard({
         services: flags.services,
@@ -40,6 +79,10 @@ export function addServeCommand(program: Command): void {
         ...(flags.databaseUrl === undefined ? {} : { databaseUrl: flags.databaseUrl }),
         ...(flags.userService === undefined ? {} : { userServiceTarget: flags.userService }),
         drainTimeoutMs: flags.drainTimeout,
+        engine: flags.engine,
+        ...tls,
+        ...telemetry,
+        ...registry,
         logger,
       }).catch((error: unknown) => {
         logger.fatal({ err: error }, "could not start");
@@ -51,6 +94,12 @@ export function addServeCommand(program: Command): void {
           services: flags.services,
           store: app.store,
           userService: flags.userService ?? (flags.services.includes("order") ? "in-process" : undefined),
+          tls: tls.tls === undefined ? "off" : tls.tls.clientCaFile === undefined ? "tls" : "mtls",
+          ...(tls.userServiceTls === undefined ? {} : { userServiceTls: tls.userServiceTls.certFile === undefined ? "tls" : "mtls" }),
+          metrics: app.metricsPort === undefined ? "off" : `http://${flags.host}:${app.metricsPort}/metrics`,
+          tracing: app.tracing ?? "off",
+          registry: flags.registry ?? "off",
+          ...(app.registrations.length === 0 ? {} : { registered: app.registrations.map((r) => `${r.key} → ${r.address}`) }),
         },
         `switchyard listening on ${flags.host}:${app.port}`,
       );

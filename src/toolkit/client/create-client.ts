@@ -3,7 +3,7 @@ import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, RequestOf, ResponseOf, ServiceDefinition } from "../rpc/definition.js";
 import type { Metadata } from "../rpc/metadata.js";
-import type { Transport } from "./transport.js";
+import type { Transport, TransportCallOptions } from "./transport.js";
 
 /** Options of one call. */
 export interface CallOptions {
@@ -23,7 +23,27 @@ export interface ClientOptions {
    * time to answer its own caller after a downstream call times out. Default 20 ms.
    */
   readonly deadlineMarginMs?: number;
+  /** Run around every call, first listed outermost (tracing, metrics, auth...). Default none. */
+  readonly interceptors?: readonly ClientInterceptor[];
 }
+
+/** What a client interceptor sees of one outbound call. */
+export interface ClientCall {
+  readonly service: ServiceDefinition;
+  readonly method: MethodDefinition<unknown, unknown>;
+  /** The method's HTTP/2 path, e.g. `/service.UserService/GetUser`. */
+  readonly path: string;
+  readonly request: unknown;
+  /** Already resolved: the deadline includes the inbound call's, the signal its cancellation. */
+  readonly options: TransportCallOptions;
+}
+
+/**
+ * Wraps every outbound call. Calls `next` with the call (or a copy with, say,
+ * more metadata) to go on, any number of times, and returns or throws
+ * (a ClientError) what the caller should see.
+ */
+export type ClientInterceptor = (call: ClientCall, next: (call: ClientCall) => Promise<unknown>) => Promise<unknown>;
 
 /** A typed client: one async function per method of the service. */
 export type Client<S extends ServiceDefinition> = {
@@ -45,25 +65,24 @@ export function createClient<S extends ServiceDefinition>(
 ): Client<S> {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
   const marginMs = options.deadlineMarginMs ?? 20;
+  const send = (options.interceptors ?? []).reduceRight<(call: ClientCall) => Promise<unknown>>(
+    (next, interceptor) => (call) => interceptor(call, next),
+    (call) =>
+      call.options.deadline <= Date.now()
+        ? Promise.reject(
+            new ClientError(call.path, Code.DEADLINE_EXCEEDED, `no time left to call ${call.path}: the deadline has passed`),
+          )
+        : transport.unary(call.service, call.method, call.request, call.options),
+  );
   const client: Record<string, (request: unknown, callOptions?: CallOptions) => Promise<unknown>> = {};
   for (const [key, method] of Object.entries(definition.methods)) {
     const path = `/${definition.fullName}/${method.name}`;
     client[key] = (request, callOptions = {}) => {
-      const now = Date.now();
       const inbound = currentCallContext();
-      let deadline = now + (callOptions.timeoutMs ?? defaultTimeoutMs);
+      let deadline = Date.now() + (callOptions.timeoutMs ?? defaultTimeoutMs);
       if (inbound?.deadline !== undefined) deadline = Math.min(deadline, inbound.deadline - marginMs);
-      if (deadline <= now) {
-        return Promise.reject(
-          new ClientError(path, Code.DEADLINE_EXCEEDED, `no time left to call ${path}: the deadline has passed`),
-        );
-      }
       const signal = combineSignals(callOptions.signal, inbound?.signal);
-      return transport.unary(definition, method as MethodDefinition<unknown, unknown>, request, {
-        deadline,
-        signal,
-        metadata: callOptions.metadata,
-      });
+      return send({ service: definition, method, path, request, options: { deadline, signal, metadata: callOptions.metadata } });
     };
   }
   return client as Client<S>;

@@ -3,6 +3,7 @@ import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
 import { isIdempotent, type ServiceDefinition } from "../rpc/definition.js";
 import { decodeStatusDetails, STATUS_DETAILS_KEY } from "../rpc/status-details.js";
+import { installDiscoveryResolvers } from "../discovery/grpc-resolver.js";
 import type { Transport } from "./transport.js";
 
 /** Retry settings (gRFC A6), applied only to methods the proto marks idempotent. */
@@ -25,6 +26,8 @@ export interface GrpcTransportOptions {
   readonly services: readonly ServiceDefinition[];
   /** Default: plaintext. */
   readonly credentials?: grpc.ChannelCredentials;
+  /** Extra channel options, e.g. `grpc.ssl_target_name_override` from loadClientTls. */
+  readonly channelOptions?: grpc.ChannelOptions;
   /** `false` turns retries off. Default: see RetryOptions. */
   readonly retry?: RetryOptions | false;
 }
@@ -35,7 +38,10 @@ export interface GrpcTransportOptions {
  * implementation of gRFC A6, configured from the proto's idempotency levels.
  */
 export function createGrpcTransport(options: GrpcTransportOptions): Transport {
+  // `etcd:///user-service` and `static:///a:1,b:2` targets, besides grpc-js's own `dns:`, `ipv4:`, `unix:`.
+  installDiscoveryResolvers();
   const channel = new grpc.Client(options.target, options.credentials ?? grpc.credentials.createInsecure(), {
+    ...options.channelOptions,
     "grpc.service_config": JSON.stringify(serviceConfig(options.services, options.retry ?? {})),
     // grpc-go servers reject pings more often than every 5 minutes (too_many_pings).
     "grpc.keepalive_time_ms": 300_000,
@@ -88,8 +94,13 @@ function serviceConfig(services: readonly ServiceDefinition[], retry: RetryOptio
       .filter(isIdempotent)
       .map((method) => ({ service: service.fullName, method: method.name })),
   );
-  if (retry === false || idempotent.length === 0) return {};
+  // Every target's endpoints (from etcd, a static list or DNS) share the
+  // calls round-robin, one connection per endpoint; a failing endpoint is
+  // skipped until it reconnects.
+  const loadBalancingConfig = [{ round_robin: {} }];
+  if (retry === false || idempotent.length === 0) return { loadBalancingConfig };
   return {
+    loadBalancingConfig,
     methodConfig: [
       {
         name: idempotent,

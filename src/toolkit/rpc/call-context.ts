@@ -17,6 +17,12 @@ export interface CallContext {
   readonly metadata: Metadata;
   /** The caller's address, e.g. `ipv4:127.0.0.1:51234`. */
   readonly peer: string;
+  /**
+   * Who the caller proved to be with a client certificate (mTLS): its URI SAN
+   * (e.g. `spiffe://switchyard/order-service`), else its DNS SAN. Undefined
+   * without a verified client certificate (plaintext, TLS without mTLS, in process).
+   */
+  readonly peerIdentity?: string;
 }
 
 const storage = new AsyncLocalStorage<CallContext>();

@@ -9,7 +9,8 @@ import { createDispatcher, type Dispatcher, type Route } from "./dispatcher.js";
 import { createHealth, type Health } from "./health.js";
 import { addReflection } from "./reflection.js";
 import type { ServerInterceptor } from "./server-interceptor.js";
-import type { ServiceRegistration } from "./service-registration.js";
+import type { RpcServer } from "./rpc-server.js";
+import { peerIdentityOf } from "../tls/peer-identity.js";
 
 /** Options for createRpcServer. */
 export interface RpcServerOptions {
@@ -26,22 +27,7 @@ export interface RpcServerOptions {
   readonly credentials?: grpc.ServerCredentials;
 }
 
-/** A gRPC server hosting Switchyard services. */
-export interface RpcServer {
-  /** Hosts a service; call before listen. */
-  addService(registration: ServiceRegistration): void;
-  /** Where calls are routed: also what the in-process transport calls through. */
-  readonly dispatcher: Dispatcher;
-  /** Binds `host:port` (port 0 picks a free one) and resolves to the bound port. */
-  listen(address: string): Promise<number>;
-  /** The grpc.health.v1 service's state. */
-  readonly health: Health;
-  /**
-   * Graceful stop: health NOT_SERVING, refuse new calls, let in-flight calls
-   * finish within the drain timeout, then cancel what is left.
-   */
-  shutdown(): Promise<void>;
-}
+export type { RpcServer };
 
 /** Hosts services on @grpc/grpc-js, with health checking and reflection. */
 export function createRpcServer(options: RpcServerOptions): RpcServer {
@@ -142,6 +128,8 @@ function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route
       return metadata;
     },
     peer: call.getPeer(),
+    // Only a certificate verified against the server's client CA gets here.
+    peerIdentity: peerIdentityOf(call.getAuthContext().sslPeerCertificate),
   };
 }
 

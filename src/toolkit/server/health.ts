@@ -3,7 +3,7 @@ import { HealthImplementation } from "grpc-health-check";
 
 /** The grpc.health.v1 state of a server: overall ("") and per service. */
 export interface Health {
-  addTo(server: grpc.Server): void;
+  addTo(server: Pick<grpc.Server, "addService">): void;
   setServing(service: string, serving: boolean): void;
   /** First step of shutdown: load balancers stop sending new calls. */
   setAllNotServing(): void;

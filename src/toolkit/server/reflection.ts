@@ -8,7 +8,7 @@ import { descriptorSetBase64 } from "../../gen/descriptor-set.js";
  * descriptor set generated at build time, so grpcurl and buf curl can list and
  * call every method without .proto files.
  */
-export function addReflection(server: grpc.Server, serviceNames: readonly string[]): void {
+export function addReflection(server: Pick<grpc.Server, "addService">, serviceNames: readonly string[]): void {
   const descriptors = loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, "base64"));
   new ReflectionService(descriptors, { services: [...serviceNames] }).addToServer(server);
 }

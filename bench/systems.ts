@@ -1,0 +1,185 @@
+import path from "node:path";
+import { type BenchMethod, type MethodSpec, SEED_RESPONSES, V1_RESPONSES } from "./fixtures.js";
+
+/** Which service a request is for: the split topology serves them on different ports. */
+export type ServiceKind = MethodSpec["service"];
+import { createCheckClient, type CheckClient } from "./grpc-check.js";
+import { freePort, type ServerProcess, startServerProcess } from "./server-process.js";
+
+/** How a TypeScript entry point is run: compiled JS (as `npm start` does) or through tsx. */
+export interface Runtime {
+  /** argv after `node` for an entry point given relative to the repository, e.g. "src/cli/main.ts". */
+  nodeArgs(entry: string): string[];
+}
+
+/** Everything a configuration needs to start. */
+export interface StartContext {
+  readonly runtime: Runtime;
+  readonly repo: string;
+  /** CPU list the servers are pinned to. */
+  readonly cpu: string;
+  /** A fresh directory for this configuration's SQLite files. */
+  readonly dataDir: string;
+  /** postgres:// URL (search_path set to the benchmark's schema); required by the PostgreSQL configurations. */
+  readonly databaseUrl?: string;
+}
+
+/** A running configuration under test. */
+export interface RunningSystem {
+  readonly processes: readonly ServerProcess[];
+  /** The port of the process that hosts this service. */
+  portFor(service: ServiceKind): number;
+  /** A check client for the process that hosts this service. */
+  clientFor(service: ServiceKind): CheckClient;
+  stop(): Promise<void>;
+}
+
+/** A configuration the benchmark can measure. */
+export interface SystemConfig {
+  readonly name: string;
+  /** Short label for tables and the chart. */
+  readonly label: string;
+  readonly description: string;
+  readonly needsPostgres: boolean;
+  /** What a correct answer to each method is, for this system's contract. */
+  readonly expected: Readonly<Record<BenchMethod, Record<string, string>>>;
+  /** Starts the processes and creates the benchmark's user and order. */
+  start(context: StartContext): Promise<RunningSystem>;
+}
+
+const SERVE = "src/cli/main.ts";
+
+function serveArgs(port: number, extra: readonly string[]): string[] {
+  return ["serve", "--port", String(port), "--host", "127.0.0.1", "--log-level", "warn", ...extra];
+}
+
+async function start(context: StartContext, role: string, entry: string, args: (port: number) => string[]): Promise<ServerProcess> {
+  const port = await freePort();
+  return startServerProcess({ role, port, cpu: context.cpu, cwd: context.repo, nodeArgs: [...context.runtime.nodeArgs(entry), ...args(port)] });
+}
+
+function running(processes: ServerProcess[], portOf: (service: ServiceKind) => number): RunningSystem {
+  const clients = new Map<number, CheckClient>();
+  const clientFor = (service: ServiceKind): CheckClient => {
+    const port = portOf(service);
+    let client = clients.get(port);
+    if (client === undefined) clients.set(port, (client = createCheckClient(port)));
+    return client;
+  };
+  return {
+    processes,
+    portFor: portOf,
+    clientFor,
+    async stop() {
+      for (const client of clients.values()) client.close();
+      // Reverse order: the order process goes before the user process it calls.
+      for (const process of [...processes].reverse()) await process.stop();
+    },
+  };
+}
+
+/** Switchyard with both services in one process, on SQLite or PostgreSQL. */
+function switchyardSingle(store: "sqlite" | "postgres"): SystemConfig {
+  return {
+    name: `switchyard-${store}`,
+    label: `switchyard ${store === "sqlite" ? "SQLite" : "PostgreSQL"}`,
+    description: `switchyard serve: both services in one process, ${store === "sqlite" ? "SQLite (WAL) files" : "PostgreSQL"}; OrderService reaches UserService through the in-process transport.`,
+    needsPostgres: store === "postgres",
+    expected: V1_RESPONSES,
+    async start(context) {
+      const storeArgs = store === "sqlite" ? ["--data-dir", context.dataDir] : ["--data-dir", context.dataDir, "--database-url", requireUrl(context)];
+      const server = await start(context, "server", SERVE, (port) => serveArgs(port, storeArgs));
+      const system = running([server], () => server.port);
+      await seedV1(system);
+      return system;
+    },
+  };
+}
+
+/** Switchyard with one process per service: OrderService calls UserService over a gRPC channel. */
+function switchyardSplit(store: "sqlite" | "postgres"): SystemConfig {
+  return {
+    name: `switchyard-split-${store}`,
+    label: `switchyard split ${store === "sqlite" ? "SQLite" : "PostgreSQL"}`,
+    description: `switchyard serve --services user and --services order --user-service …: two processes, both pinned to the server core, ${store === "sqlite" ? "SQLite" : "PostgreSQL"}.`,
+    needsPostgres: store === "postgres",
+    expected: V1_RESPONSES,
+    async start(context) {
+      const storeArgs = (dir: string): string[] =>
+        store === "sqlite" ? ["--data-dir", dir] : ["--data-dir", dir, "--database-url", requireUrl(context)];
+      const user = await start(context, "user", SERVE, (port) =>
+        serveArgs(port, ["--services", "user", ...storeArgs(path.join(context.dataDir, "user"))]),
+      );
+      try {
+        const order = await start(context, "order", SERVE, (port) =>
+          serveArgs(port, ["--services", "order", "--user-service", `127.0.0.1:${user.port}`, ...storeArgs(path.join(context.dataDir, "order"))]),
+        );
+        const system = running([user, order], (service) => (service === "user" ? user.port : order.port));
+        await seedV1(system);
+        return system;
+      } catch (error) {
+        await user.stop();
+        throw error;
+      }
+    },
+  };
+}
+
+/** The bare node:http2 ceiling. */
+const bareHttp2: SystemConfig = {
+  name: "bare-http2",
+  label: "bare node:http2",
+  description: "bench/baselines/bare-http2.ts: node:http2 answering every POST with a fixed gRPC response (the ceiling of one Node process).",
+  needsPostgres: false,
+  expected: V1_RESPONSES,
+  async start(context) {
+    const server = await start(context, "server", "bench/baselines/bare-http2.ts", (port) => ["--port", String(port)]);
+    return running([server], () => server.port);
+  },
+};
+
+/** The naive grpc-js + proto-loader port of the seed. */
+const naiveGrpcJs: SystemConfig = {
+  name: "naive-grpc-js",
+  label: "naive grpc-js",
+  description:
+    "bench/baselines/naive-grpc-js.ts: @grpc/grpc-js + @grpc/proto-loader loading contracts/seed/service.proto at run time, in-memory maps, OrderService calling UserService over a loopback grpc-js channel.",
+  needsPostgres: false,
+  expected: SEED_RESPONSES,
+  async start(context) {
+    const proto = path.join(context.repo, "contracts/seed/service.proto");
+    const server = await start(context, "server", "bench/baselines/naive-grpc-js.ts", (port) => ["--port", String(port), "--proto", proto]);
+    const system = running([server], () => server.port);
+    await system.clientFor("order").createOrder();
+    return system;
+  },
+};
+
+/** Every configuration, in report order; the first two are the baselines. */
+export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
+  bareHttp2,
+  naiveGrpcJs,
+  switchyardSingle("sqlite"),
+  switchyardSingle("postgres"),
+  switchyardSplit("sqlite"),
+  switchyardSplit("postgres"),
+];
+
+/** Measured unless --configs says otherwise (split PostgreSQL is opt-in, to keep a full run under ten minutes). */
+export const DEFAULT_CONFIGS: readonly string[] = [
+  "bare-http2",
+  "naive-grpc-js",
+  "switchyard-sqlite",
+  "switchyard-postgres",
+  "switchyard-split-sqlite",
+];
+
+async function seedV1(system: RunningSystem): Promise<void> {
+  await system.clientFor("user").createUser();
+  await system.clientFor("order").createOrder();
+}
+
+function requireUrl(context: StartContext): string {
+  if (context.databaseUrl === undefined) throw new Error("this configuration needs PostgreSQL");
+  return context.databaseUrl;
+}

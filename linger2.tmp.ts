@@ -1,0 +1,15 @@
+import { Etcd3 } from "etcd3";
+import { startEtcd } from "/work/main/test/support/etcd.ts";
+import { Cleanup } from "/work/main/test/support/cli-process.ts";
+const t0 = Date.now();
+const cleanup = new Cleanup();
+const etcd = await startEtcd(cleanup);
+console.log("started", Date.now() - t0);
+const kv = new Etcd3({ hosts: etcd.endpoint });
+await kv.get("a").exec();
+kv.close();
+console.log("closed client", Date.now() - t0);
+await cleanup.run();
+console.log("cleanup", Date.now() - t0);
+process.on("exit", () => console.log("exit", Date.now() - t0));
+setTimeout(() => { console.log((process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().map((h) => h.constructor.name)); }, 200).unref();

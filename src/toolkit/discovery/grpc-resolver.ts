@@ -1,0 +1,111 @@
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { experimental } from "@grpc/grpc-js";
+import type { Discovery, DiscoveryTarget, EndpointWatch } from "./discovery.js";
+import { etcdDiscovery } from "./etcd-discovery.js";
+import { staticDiscovery } from "./static-discovery.js";
+
+type Endpoints = experimental.StatusOr<experimental.Endpoint[]>;
+type ResolverConstructor = Parameters<typeof experimental.registerResolver>[1];
+
+const installed = new Set<string>();
+
+/**
+ * Makes `etcd:` and `static:` targets usable by every grpc-js channel of this
+ * process. Idempotent. (grpc-js resolves `dns:`, `ipv4:`, `ipv6:` and `unix:` itself.)
+ */
+export function installDiscoveryResolvers(): void {
+  for (const discovery of [etcdDiscovery, staticDiscovery]) {
+    if (installed.has(discovery.scheme)) continue;
+    experimental.registerResolver(discovery.scheme, resolverFor(discovery));
+    installed.add(discovery.scheme);
+  }
+}
+
+/**
+ * A grpc-js name resolver over a Discovery: every list the discovery reports
+ * becomes the channel's endpoint list (its load balancing policy — round
+ * robin, from the channel's service config — keeps one connection per
+ * endpoint). A discovery error reaches the channel only while no list is known.
+ */
+export function resolverFor(discovery: Discovery): ResolverConstructor {
+  return class DiscoveryResolver implements experimental.Resolver {
+    private watch: EndpointWatch | undefined;
+    private latest: { endpoints: Endpoints; note: string } | undefined;
+    /** Bumped by destroy() and by every list, so a slow host name lookup cannot deliver a stale list. */
+    private sequence = 0;
+
+    constructor(
+      private readonly uri: experimental.GrpcUri,
+      private readonly listener: experimental.ResolverListener,
+      private readonly options: grpc.ChannelOptions,
+    ) {}
+
+    static getDefaultAuthority(uri: experimental.GrpcUri): string {
+      return discovery.authorityOf(targetOf(uri, {}));
+    }
+
+    updateResolution(): void {
+      if (this.watch === undefined) {
+        this.start();
+        return;
+      }
+      // Re-resolution is asked for when a connection fails: the watch already
+      // follows every change, so the current list is the answer.
+      const latest = this.latest;
+      const sequence = this.sequence;
+      if (latest) process.nextTick(() => sequence === this.sequence && this.listener(latest.endpoints, {}, null, latest.note));
+    }
+
+    destroy(): void {
+      this.watch?.close();
+      this.watch = undefined;
+      this.latest = undefined;
+      this.sequence++;
+    }
+
+    private start(): void {
+      const target = targetOf(this.uri, this.options);
+      this.watch = discovery.watch(target, {
+        update: (addresses) => {
+          const sequence = ++this.sequence;
+          void toEndpoints(addresses).then((endpoints) => {
+            if (sequence !== this.sequence) return;
+            const note = endpoints.length === 0 ? `no instances of ${target.path} are registered (${target.scheme}:)` : "";
+            this.deliver(experimental.statusOrFromValue(endpoints), note);
+          });
+        },
+        error: (message) => {
+          const status = { code: grpc.status.UNAVAILABLE, details: message, metadata: new grpc.Metadata() };
+          this.deliver(experimental.statusOrFromError(status), message);
+        },
+      });
+    }
+
+    private deliver(endpoints: Endpoints, note: string): void {
+      if (this.watch === undefined) return;
+      this.latest = { endpoints, note };
+      this.listener(endpoints, {}, null, note);
+    }
+  };
+}
+
+function targetOf(uri: experimental.GrpcUri, options: grpc.ChannelOptions): DiscoveryTarget {
+  return { scheme: uri.scheme ?? "", authority: uri.authority ?? "", path: uri.path, options };
+}
+
+/** `host:port` strings to grpc-js endpoints; a host name becomes one endpoint with all its addresses. */
+async function toEndpoints(addresses: readonly string[]): Promise<experimental.Endpoint[]> {
+  const endpoints = await Promise.all(
+    addresses.map(async (address): Promise<experimental.Endpoint | undefined> => {
+      const hostPort = experimental.splitHostPort(address);
+      if (hostPort === null || hostPort.port === undefined) return undefined;
+      const port = hostPort.port;
+      if (isIP(hostPort.host) !== 0) return { addresses: [{ host: hostPort.host, port }] };
+      const found = await lookup(hostPort.host, { all: true }).catch(() => []);
+      return found.length === 0 ? undefined : { addresses: found.map(({ address: host }) => ({ host, port })) };
+    }),
+  );
+  return endpoints.filter((endpoint): endpoint is experimental.Endpoint => endpoint !== undefined);
+}

@@ -1,0 +1,259 @@
+import { EventEmitter } from "node:events";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import * as grpc from "@grpc/grpc-js";
+import { Code, isCode } from "../../rpc/code.js";
+import { MessageReader, ProtocolError } from "./message-reader.js";
+import { formatPeer, MAX_TIMER_MS, parseGrpcTimeout } from "./protocol.js";
+import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js";
+
+/**
+ * Lets packages written for @grpc/grpc-js's `Server.addService` (the
+ * grpc.health.v1 service of grpc-health-check, the reflection services of
+ * @grpc/reflection) run on the node:http2 engine: it accepts their service
+ * definitions and implementations and serves all four call kinds with
+ * call objects that have the members those packages use (request, metadata,
+ * cancelled, getPeer/getDeadline/getPath, sendMetadata, write, end, and the
+ * `data`, `end`, `cancelled` and `error` events). Hosted Switchyard
+ * services do not come through here: they use the engine's own unary path.
+ */
+export class GrpcJsServiceHost implements Pick<grpc.Server, "addService"> {
+  private readonly methods = new Map<string, AdaptedMethod>();
+
+  constructor(private readonly maxReceiveMessageBytes: number) {}
+
+  addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    for (const [name, definition] of Object.entries(service)) {
+      const handler = implementation[name] ?? (definition.originalName === undefined ? undefined : implementation[definition.originalName]);
+      if (this.methods.has(definition.path)) throw new Error(`${definition.path} is already served`);
+      // The cast narrows grpc-js's call types to the members AdaptedCall has;
+      // the packages adapted here use no others.
+      this.methods.set(definition.path, { definition, handler: handler as unknown as AdaptedHandler | undefined });
+    }
+  }
+
+  /** True when `path` is a method of an adapted service. */
+  serves(path: string): boolean {
+    return this.methods.has(path);
+  }
+
+  /** Serves one call of an adapted method; false when `path` is not one. */
+  start(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string): boolean {
+    const method = this.methods.get(path);
+    if (method === undefined) return false;
+    const timeoutHeader = headers["grpc-timeout"];
+    let timeoutMs: number | undefined;
+    if (timeoutHeader !== undefined) {
+      timeoutMs = parseGrpcTimeout(timeoutHeader as string);
+      if (timeoutMs === undefined) {
+        sendTrailersOnly(stream, statusHeaders(Code.INTERNAL, `malformed grpc-timeout "${String(timeoutHeader)}"`));
+        return true;
+      }
+    }
+    if (method.handler === undefined) {
+      sendTrailersOnly(stream, statusHeaders(Code.UNIMPLEMENTED, `the server does not implement the method ${path}`));
+      return true;
+    }
+    new AdaptedCall(stream, headers, path, method, this.maxReceiveMessageBytes, timeoutMs);
+    return true;
+  }
+}
+
+/** What a grpc-js handler may pass as an error. */
+interface AdaptedStatus {
+  readonly code?: number;
+  readonly details?: string;
+  readonly message?: string;
+  readonly metadata?: grpc.Metadata;
+}
+
+type AdaptedCallback = (error: AdaptedStatus | null, value?: unknown, trailer?: grpc.Metadata) => void;
+type AdaptedHandler = (call: AdaptedCall, callback: AdaptedCallback) => void;
+
+interface AdaptedMethod {
+  readonly definition: grpc.MethodDefinition<unknown, unknown>;
+  readonly handler: AdaptedHandler | undefined;
+}
+
+/** Headers grpc-js leaves out of a call's metadata. */
+const NOT_METADATA = ["grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "accept-encoding", "te", "content-type"];
+
+/** A call as grpc-js service implementations see it, served on one HTTP/2 stream. */
+export class AdaptedCall extends EventEmitter {
+  /** The request, for unary and server-streaming methods. */
+  request: unknown;
+  /** True once the client cancelled or the deadline passed. */
+  cancelled = false;
+  private finished = false;
+  private readonly reader: MessageReader;
+  private readonly deadline: number;
+  private timer: NodeJS.Timeout | undefined;
+  private cachedMetadata: grpc.Metadata | undefined;
+  private messages = 0;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly path: string,
+    private readonly method: AdaptedMethod,
+    maxReceiveMessageBytes: number,
+    timeoutMs: number | undefined,
+  ) {
+    super();
+    const { requestStream } = method.definition;
+    this.deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.expire(), timeoutMs);
+    // emit("error", status) from a handler ends the call with that status, as in grpc-js.
+    this.on("error", (error: AdaptedStatus) => this.sendStatus(error));
+    this.reader = new MessageReader(maxReceiveMessageBytes, headers["grpc-encoding"] as string | undefined, (bytes) => this.message(bytes));
+    stream.on("data", (chunk: Buffer) => {
+      if (!this.finished && !this.reader.push(chunk)) this.protocolError(this.reader.error as ProtocolError);
+    });
+    stream.on("end", () => this.requestEnded());
+    stream.on("close", () => this.closed());
+    stream.on("error", () => undefined);
+    if (requestStream) this.invoke();
+  }
+
+  get metadata(): grpc.Metadata {
+    if (this.cachedMetadata === undefined) {
+      this.cachedMetadata = grpc.Metadata.fromHttp2Headers(this.headers);
+      for (const key of NOT_METADATA) this.cachedMetadata.remove(key);
+    }
+    return this.cachedMetadata;
+  }
+
+  getPeer(): string {
+    const socket = this.stream.session?.socket;
+    return formatPeer(socket?.remoteAddress, socket?.remotePort);
+  }
+
+  getDeadline(): number {
+    return this.deadline;
+  }
+
+  getPath(): string {
+    return this.path;
+  }
+
+  getHost(): string {
+    return String(this.headers[":authority"] ?? "");
+  }
+
+  /** Sends the response headers with this metadata, ahead of the first message. */
+  sendMetadata(metadata: grpc.Metadata): void {
+    this.sendHeaders(metadata.toHttp2Headers());
+  }
+
+  /** Sends one response message. */
+  write(message: unknown): boolean {
+    if (this.finished || this.stream.destroyed) return false;
+    let frame: Buffer;
+    try {
+      frame = frameMessage(this.method.definition.responseSerialize(message));
+    } catch {
+      this.sendStatus({ code: Code.INTERNAL, details: "could not serialize the response" });
+      return false;
+    }
+    this.sendHeaders();
+    return this.stream.write(frame);
+  }
+
+  /** Ends the call with status OK (server-streaming and bidi methods). */
+  end(trailer?: grpc.Metadata): void {
+    this.sendStatus({ code: Code.OK, ...(trailer === undefined ? {} : { metadata: trailer }) });
+  }
+
+  private invoke(): void {
+    const { handler, definition } = this.method;
+    if (handler === undefined) return;
+    try {
+      if (definition.responseStream) {
+        handler(this, () => undefined);
+      } else {
+        handler(this, (error, value, trailer) => {
+          if (error !== null && error !== undefined) return this.sendStatus(error);
+          this.write(value);
+          this.sendStatus({ code: Code.OK, ...(trailer === undefined ? {} : { metadata: trailer }) });
+        });
+      }
+    } catch {
+      this.sendStatus({ code: Code.UNKNOWN, details: "the handler failed" });
+    }
+  }
+
+  private message(bytes: Buffer): void {
+    let request: unknown;
+    try {
+      request = this.method.definition.requestDeserialize(bytes);
+    } catch {
+      this.sendStatus({ code: Code.INVALID_ARGUMENT, details: `the request body is not a valid ${this.path} request` });
+      return;
+    }
+    this.messages++;
+    if (this.method.definition.requestStream) {
+      this.emit("data", request);
+    } else if (this.messages === 1) {
+      this.request = request;
+    }
+  }
+
+  private requestEnded(): void {
+    if (this.finished) return;
+    if (!this.reader.end()) return this.protocolError(this.reader.error as ProtocolError);
+    if (this.method.definition.requestStream) {
+      this.emit("end");
+      return;
+    }
+    if (this.messages !== 1) {
+      this.sendStatus({ code: Code.INTERNAL, details: `a ${this.path} call takes exactly one request message; got ${this.messages}` });
+      return;
+    }
+    this.invoke();
+  }
+
+  private protocolError(error: ProtocolError): void {
+    this.sendStatus({ code: error.code, details: error.message }, error.headers);
+  }
+
+  private closed(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cancelled = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.emit("cancelled", "cancelled");
+  }
+
+  private expire(): void {
+    if (this.finished) return;
+    this.sendStatus({ code: Code.DEADLINE_EXCEEDED, details: "deadline exceeded" });
+    this.cancelled = true;
+    this.emit("cancelled", "deadline");
+  }
+
+  private sendHeaders(extra?: OutgoingHttpHeaders): void {
+    if (this.stream.headersSent || this.stream.destroyed) return;
+    this.stream.respond(extra === undefined ? RESPONSE_HEADERS : { ...extra, ...RESPONSE_HEADERS }, { waitForTrailers: true });
+  }
+
+  /** Ends the call with a status: in the trailers, or trailers-only when nothing was sent yet. */
+  private sendStatus(status: AdaptedStatus, extra?: OutgoingHttpHeaders): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const code = isCode(status.code) ? status.code : Code.UNKNOWN;
+    const trailers = statusHeaders(code, status.details ?? status.message ?? "", {
+      ...status.metadata?.toHttp2Headers(),
+      ...extra,
+    });
+    const stream = this.stream;
+    if (stream.destroyed) return;
+    if (!stream.headersSent) {
+      sendTrailersOnly(stream, trailers);
+      return;
+    }
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.end();
+    // The client may still be sending (a bidi call ended early): read and drop the rest.
+    stream.resume();
+  }
+}

@@ -1,0 +1,139 @@
+import http2 from "node:http2";
+import type { TLSSocket } from "node:tls";
+import { Code } from "../../rpc/code.js";
+import type { Logger } from "../../log/logger.js";
+import { peerIdentityOf } from "../../tls/peer-identity.js";
+import { createDispatcher } from "../dispatcher.js";
+import { createHealth, type Health } from "../health.js";
+import { addReflection } from "../reflection.js";
+import type { RpcServer } from "../rpc-server.js";
+import type { ServerInterceptor } from "../server-interceptor.js";
+import { GrpcJsServiceHost } from "./grpc-js-adapter.js";
+import { isGrpcProtoContentType } from "./protocol.js";
+import { engineError, sendError, sendHttpError, sendTrailersOnly, statusHeaders } from "./response.js";
+import { type CallEnvironment, UnaryCall } from "./unary-call.js";
+
+/** Options for createHttp2RpcServer. */
+export interface Http2RpcServerOptions {
+  readonly logger: Logger;
+  /** Run around every handler call, first listed outermost. Default none. */
+  readonly interceptors?: readonly ServerInterceptor[];
+  /** Largest request message accepted, in bytes, before and after decompression. Default 4 MiB. */
+  readonly maxReceiveMessageBytes?: number;
+  /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
+  readonly drainTimeoutMs?: number;
+  /** Serve grpc.reflection v1 and v1alpha. Default true. */
+  readonly reflection?: boolean;
+  /**
+   * Serve TLS (HTTP/2 over TLS with ALPN `h2`) with these options; with
+   * `requestCert` and a `ca`, callers' verified certificates become
+   * CallContext.peerIdentity. Plaintext (h2c) when absent.
+   */
+  readonly tls?: http2.SecureServerOptions;
+}
+
+/**
+ * Hosts services on node:http2 directly: a lean implementation of the gRPC
+ * over HTTP/2 protocol for the unary methods Switchyard services have, plus
+ * an adapter that serves grpc.health.v1 and server reflection (which use
+ * streaming) from their grpc-js packages. Calls go through the same
+ * Dispatcher as on the grpc-js engine, so services cannot tell them apart.
+ */
+export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer {
+  const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+  const maxReceiveMessageBytes = options.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
+  const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
+  const adapted = new GrpcJsServiceHost(maxReceiveMessageBytes);
+  const environment: CallEnvironment = {
+    dispatcher,
+    maxReceiveMessageBytes,
+    peerIdentityOf: options.tls === undefined ? () => undefined : tlsPeerIdentity,
+  };
+  const server =
+    options.tls === undefined
+      ? http2.createServer()
+      : http2.createSecureServer({ ...options.tls, allowHTTP1: false, ALPNProtocols: ["h2"] });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let health: Health | undefined;
+  let listening = false;
+  let stopping: Promise<void> | undefined;
+
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (error) => options.logger.debug({ err: error }, "HTTP/2 connection error"));
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    if (headers[":method"] !== "POST") return sendHttpError(stream, 405, { allow: "POST" });
+    if (!isGrpcProtoContentType(headers["content-type"])) return sendHttpError(stream, 415, { accept: "application/grpc" });
+    const te = headers.te;
+    if (te !== "trailers" && !(typeof te === "string" && te.includes("trailers"))) {
+      // Required of every gRPC client: its absence means a proxy on the way drops trailers.
+      return sendTrailersOnly(stream, { ":status": 400, ...statusHeaders(Code.INTERNAL, 'gRPC requires the header "te: trailers"') });
+    }
+    const path = headers[":path"] ?? "";
+    const route = dispatcher.route(path);
+    if (route !== undefined) return UnaryCall.start(stream, headers, route, environment, path);
+    if (adapted.start(stream, headers, path)) return;
+    sendError(stream, engineError(Code.UNIMPLEMENTED, `the method ${path} is not implemented by this server`, "UNKNOWN_METHOD"));
+  });
+
+  return {
+    dispatcher,
+    get health(): Health {
+      if (health === undefined) throw new Error("health is available once the server listens");
+      return health;
+    },
+    addService(registration) {
+      dispatcher.add(registration);
+    },
+    listen(address) {
+      health = createHealth(dispatcher.services.map((s) => s.definition.fullName));
+      health.addTo(adapted);
+      if (options.reflection ?? true) addReflection(adapted, dispatcher.services.map((s) => s.definition.fullName));
+      const { host, port } = parseAddress(address);
+      return new Promise((resolve, reject) => {
+        const onError = (error: Error): void => reject(error);
+        server.once("error", onError);
+        server.listen(port, host, () => {
+          server.off("error", onError);
+          listening = true;
+          const bound = server.address();
+          resolve(typeof bound === "object" && bound !== null ? bound.port : port);
+        });
+      });
+    },
+    shutdown() {
+      stopping ??= (async () => {
+        health?.setAllNotServing();
+        dispatcher.draining = true;
+        const closed = new Promise<void>((resolve) => (listening ? server.close(() => resolve()) : resolve()));
+        // GOAWAY: clients send no new calls on these connections, and each
+        // connection closes once its calls in flight are done.
+        for (const session of sessions) session.close();
+        const timer = setTimeout(() => {
+          options.logger.warn({ drainTimeoutMs }, "drain timeout reached; cancelling calls still in flight");
+          // Closing the streams aborts their handlers' signals.
+          for (const session of sessions) session.destroy();
+        }, drainTimeoutMs);
+        await closed;
+        clearTimeout(timer);
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Splits `host:port`, `[v6]:port` or `:port`. */
+function parseAddress(address: string): { host: string | undefined; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
+  if (match === null) throw new Error(`expected host:port, got "${address}"`);
+  const host = match[1] ?? match[2];
+  return { host: host === "" ? undefined : host, port: Number(match[3]) };
+}
+
+function tlsPeerIdentity(stream: http2.ServerHttp2Stream): string | undefined {
+  const socket = stream.session?.socket as TLSSocket | undefined;
+  if (socket === undefined || !socket.authorized) return undefined;
+  return peerIdentityOf(socket.getPeerCertificate());
+}

@@ -1,0 +1,69 @@
+import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { Code } from "../../rpc/code.js";
+import { RpcError } from "../../rpc/rpc-error.js";
+import { encodeStatusDetails, STATUS_DETAILS_KEY } from "../../rpc/status-details.js";
+import { ProtocolError } from "./message-reader.js";
+import { encodeBinaryHeader, encodeGrpcMessage } from "./protocol.js";
+
+/** Response headers of every call that sends messages. */
+export const RESPONSE_HEADERS: OutgoingHttpHeaders = Object.freeze({ ":status": 200, "content-type": "application/grpc" });
+const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
+
+/** `wantTrailers` listener of a call that ends OK; `this` is the stream. */
+export function sendOkTrailers(this: ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
+}
+
+/** Prefixes a message with the 5-byte gRPC header (uncompressed). */
+export function frameMessage(message: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + message.byteLength);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.byteLength, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+/** The status headers (or trailers) for an error, with google.rpc.Status details. */
+export function statusHeaders(code: Code, message: string, extra?: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { "grpc-status": String(code) };
+  if (message !== "") headers["grpc-message"] = encodeGrpcMessage(message);
+  if (extra !== undefined) Object.assign(headers, extra);
+  return headers;
+}
+
+/** Status headers for an RpcError: code, message, details and any protocol headers. */
+export function errorHeaders(error: RpcError): OutgoingHttpHeaders {
+  const headers = statusHeaders(error.code, error.message);
+  headers[STATUS_DETAILS_KEY] = encodeBinaryHeader(encodeStatusDetails(error));
+  if (error instanceof ProtocolError) Object.assign(headers, error.headers);
+  return headers;
+}
+
+/**
+ * A trailers-only response: HTTP 200, content-type and the status in one
+ * HEADERS frame with END_STREAM. Used for every error raised before any
+ * message was sent. What is left of the request is read and dropped, so the
+ * stream can close.
+ */
+export function sendTrailersOnly(stream: ServerHttp2Stream, status: OutgoingHttpHeaders): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, { endStream: true });
+  stream.resume();
+}
+
+/** Answers an error as a trailers-only response. */
+export function sendError(stream: ServerHttp2Stream, error: RpcError): void {
+  sendTrailersOnly(stream, errorHeaders(error));
+}
+
+/** A plain HTTP error for requests that are not gRPC at all (wrong method or content type). */
+export function sendHttpError(stream: ServerHttp2Stream, status: number, headers: OutgoingHttpHeaders = {}): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ":status": status, ...headers }, { endStream: true });
+  stream.resume();
+}
+
+/** An RpcError with status details, for errors the engine raises itself. */
+export function engineError(code: Code, message: string, reason?: string): RpcError {
+  return new RpcError(code, message, reason === undefined ? {} : { reason });
+}

@@ -1,0 +1,231 @@
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { CallContext } from "../../rpc/call-context.js";
+import { Code } from "../../rpc/code.js";
+import type { Metadata } from "../../rpc/metadata.js";
+import { RpcError } from "../../rpc/rpc-error.js";
+import type { Dispatcher, Route } from "../dispatcher.js";
+import { MessageReader } from "./message-reader.js";
+import { formatPeer, MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "./protocol.js";
+import { engineError, frameMessage, RESPONSE_HEADERS, sendError, sendOkTrailers } from "./response.js";
+
+/** What every call on one server shares. */
+export interface CallEnvironment {
+  readonly dispatcher: Dispatcher;
+  readonly maxReceiveMessageBytes: number;
+  /** The identity of a verified client certificate on this stream's connection, if any. */
+  peerIdentityOf(stream: ServerHttp2Stream): string | undefined;
+}
+
+const CALL: unique symbol = Symbol("switchyard.unaryCall");
+type StreamWithCall = ServerHttp2Stream & { [CALL]?: UnaryCall };
+
+const enum State {
+  Reading,
+  Running,
+  Done,
+}
+
+/**
+ * One unary call of a hosted service, served straight from its HTTP/2 stream:
+ * reads the request message, decodes it, runs it through the dispatcher and
+ * answers with headers, one message and the trailers, or with a trailers-only
+ * error. It is also the handler's CallContext, so a call costs one object;
+ * metadata, peer and the abort signal are built only when someone reads them.
+ *
+ * (Being a class with getters, a context copied with object spread loses
+ * `signal`, `metadata` and `peer`: pass the context itself along.)
+ */
+export class UnaryCall implements CallContext {
+  readonly method: string;
+  readonly deadline: number | undefined;
+  private state = State.Reading;
+  private request: Buffer | undefined;
+  private messages = 0;
+  private reader: MessageReader | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private controller: AbortController | undefined;
+  private abortReason: RpcError | undefined;
+  private cachedMetadata: Metadata | undefined;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly route: Route,
+    private readonly environment: CallEnvironment,
+    path: string,
+    deadline: number | undefined,
+  ) {
+    this.method = path;
+    this.deadline = deadline;
+  }
+
+  /** Starts serving `route` on `stream`; answers protocol errors itself. */
+  static start(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, route: Route, environment: CallEnvironment, path: string): void {
+    const timeoutHeader = headers["grpc-timeout"];
+    let timeoutMs: number | undefined;
+    if (timeoutHeader !== undefined) {
+      timeoutMs = parseGrpcTimeout(timeoutHeader as string);
+      if (timeoutMs === undefined) {
+        sendError(stream, engineError(Code.INTERNAL, `malformed grpc-timeout "${String(timeoutHeader)}"`, "MALFORMED_TIMEOUT"));
+        return;
+      }
+    }
+    const call = new UnaryCall(stream, headers, route, environment, path, timeoutMs === undefined ? undefined : Date.now() + timeoutMs);
+    (stream as StreamWithCall)[CALL] = call;
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+    stream.on("close", onClose);
+    stream.on("error", ignore);
+    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
+      call.timer = setTimeout(onDeadline, timeoutMs, call);
+    }
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  get metadata(): Metadata {
+    this.cachedMetadata ??= metadataFromHeaders(this.headers);
+    return this.cachedMetadata;
+  }
+
+  get peer(): string {
+    const socket = this.stream.session?.socket;
+    return formatPeer(socket?.remoteAddress, socket?.remotePort);
+  }
+
+  get peerIdentity(): string | undefined {
+    return this.environment.peerIdentityOf(this.stream);
+  }
+
+  /** One DATA chunk of the request. */
+  data(chunk: Buffer): void {
+    if (this.state !== State.Reading) return;
+    // The usual case: the whole request message in one chunk, uncompressed.
+    if (
+      this.reader === undefined &&
+      this.messages === 0 &&
+      chunk.length >= 5 &&
+      chunk[0] === 0 &&
+      chunk.readUInt32BE(1) === chunk.length - 5 &&
+      chunk.length - 5 <= this.environment.maxReceiveMessageBytes
+    ) {
+      this.request = chunk.subarray(5);
+      this.messages = 1;
+      return;
+    }
+    this.reader ??= new MessageReader(
+      this.environment.maxReceiveMessageBytes,
+      this.headers["grpc-encoding"] as string | undefined,
+      (message) => {
+        if (++this.messages === 1) this.request = message;
+      },
+    );
+    if (!this.reader.push(chunk)) this.fail(this.reader.error as RpcError);
+  }
+
+  /** The client half-closed: the request is complete. */
+  end(): void {
+    if (this.state !== State.Reading) return;
+    if (this.reader !== undefined && !this.reader.end()) return this.fail(this.reader.error as RpcError);
+    if (this.messages !== 1) {
+      return this.fail(
+        engineError(
+          Code.INTERNAL,
+          this.messages === 0 ? "a unary call needs one request message; none was sent" : "a unary call takes one request message; several were sent",
+          "PROTOCOL_VIOLATION",
+        ),
+      );
+    }
+    let request: unknown;
+    try {
+      request = this.route.method.requestType.decode(this.request as Buffer);
+    } catch (cause) {
+      return this.fail(
+        new RpcError(Code.INVALID_ARGUMENT, `the request body is not a valid ${this.route.service.name}.${this.route.method.name} request`, {
+          reason: "MALFORMED_REQUEST",
+          cause,
+        }),
+      );
+    }
+    this.state = State.Running;
+    this.request = undefined;
+    this.environment.dispatcher.invoke(this.route, request, this).then(
+      (response) => this.succeed(response),
+      (error: RpcError) => this.fail(error),
+    );
+  }
+
+  /** The stream closed: when the call had not finished, the client cancelled it (RST_STREAM or connection loss). */
+  closed(): void {
+    if (this.state === State.Done) return;
+    this.finish();
+    this.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
+  }
+
+  /** The deadline passed: answer DEADLINE_EXCEEDED and tell the handler to stop. */
+  expired(): void {
+    if (this.state === State.Done) return;
+    this.timer = undefined;
+    this.fail(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
+    this.abort(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
+  }
+
+  private succeed(response: unknown): void {
+    if (this.state === State.Done) return;
+    let frame: Buffer;
+    try {
+      frame = frameMessage(this.route.method.responseType.encode(response).finish());
+    } catch (cause) {
+      return this.fail(new RpcError(Code.INTERNAL, "internal error", { cause }));
+    }
+    this.finish();
+    const stream = this.stream;
+    if (stream.destroyed) return;
+    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    stream.once("wantTrailers", sendOkTrailers);
+    stream.end(frame);
+  }
+
+  private fail(error: RpcError): void {
+    if (this.state === State.Done) return;
+    this.finish();
+    sendError(this.stream, error);
+  }
+
+  private finish(): void {
+    this.state = State.Done;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private abort(reason: RpcError): void {
+    this.abortReason ??= reason;
+    this.controller?.abort(this.abortReason);
+  }
+}
+
+function onData(this: StreamWithCall, chunk: Buffer): void {
+  this[CALL]?.data(chunk);
+}
+
+function onEnd(this: StreamWithCall): void {
+  this[CALL]?.end();
+}
+
+function onClose(this: StreamWithCall): void {
+  const call = this[CALL];
+  this[CALL] = undefined;
+  call?.closed();
+}
+
+function onDeadline(call: UnaryCall): void {
+  call.expired();
+}
+
+function ignore(): void {}

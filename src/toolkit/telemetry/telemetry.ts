@@ -1,0 +1,86 @@
+import { collectDefaultMetrics, Registry } from "prom-client";
+import type { ClientInterceptor } from "../client/create-client.js";
+import type { ServerInterceptor } from "../server/server-interceptor.js";
+import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
+import { createRpcMetrics } from "./rpc-metrics.js";
+import { createTracing, type Tracing, type TracingOptions } from "./tracing.js";
+
+/** Options for startTelemetry; with none set, it installs nothing at all. */
+export interface TelemetryOptions {
+  /** OTLP/HTTP endpoint for traces; no tracing without it (or `spanExporter`). */
+  readonly otlpEndpoint?: string;
+  /** Fraction of new traces recorded (ParentBased(TraceIdRatio)). Default 1. */
+  readonly traceSampleRatio?: number;
+  /** Exports spans here instead of OTLP. */
+  readonly spanExporter?: TracingOptions["exporter"];
+  /** `service.name` of the spans. Default `switchyard`. */
+  readonly serviceName?: string;
+  /** Serve Prometheus metrics at `/metrics` on this port (0 picks one); none when absent. */
+  readonly metricsPort?: number;
+  /** Interface of the metrics endpoint. Default `0.0.0.0`. */
+  readonly metricsHost?: string;
+}
+
+/** Tracing and metrics of one server process, as interceptors to install. */
+export interface Telemetry {
+  /** Outermost first: tracing, then metrics. Empty when telemetry is off. */
+  readonly serverInterceptors: readonly ServerInterceptor[];
+  readonly clientInterceptors: readonly ClientInterceptor[];
+  /** Where metrics are registered (for more, e.g. store metrics); undefined without a metrics port. */
+  readonly registry: Registry | undefined;
+  /** The bound metrics port, when serving metrics. */
+  readonly metricsPort: number | undefined;
+  /** Where spans go, for the startup summary; undefined without tracing. */
+  readonly tracing: string | undefined;
+  /** Exports buffered spans, stops the metrics endpoint. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts what `options` asks for. Tracing and metrics each cost nothing when
+ * off: their interceptors are simply not installed.
+ */
+export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {
+  const serverInterceptors: ServerInterceptor[] = [];
+  const clientInterceptors: ClientInterceptor[] = [];
+  let tracing: Tracing | undefined;
+  if (options.otlpEndpoint !== undefined || options.spanExporter !== undefined) {
+    tracing = createTracing({
+      ...(options.otlpEndpoint === undefined ? {} : { otlpEndpoint: options.otlpEndpoint }),
+      ...(options.spanExporter === undefined ? {} : { exporter: options.spanExporter }),
+      ...(options.traceSampleRatio === undefined ? {} : { sampleRatio: options.traceSampleRatio }),
+      ...(options.serviceName === undefined ? {} : { serviceName: options.serviceName }),
+    });
+    serverInterceptors.push(tracing.serverInterceptor);
+    clientInterceptors.push(tracing.clientInterceptor);
+  }
+  let registry: Registry | undefined;
+  let metricsServer: MetricsServer | undefined;
+  if (options.metricsPort !== undefined) {
+    registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const metrics = createRpcMetrics(registry);
+    try {
+      metricsServer = await startMetricsServer({
+        registry,
+        port: options.metricsPort,
+        ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
+      });
+    } catch (error) {
+      await tracing?.shutdown();
+      throw error;
+    }
+    serverInterceptors.push(metrics.serverInterceptor);
+    clientInterceptors.push(metrics.clientInterceptor);
+  }
+  return {
+    serverInterceptors,
+    clientInterceptors,
+    registry,
+    metricsPort: metricsServer?.port,
+    tracing: tracing?.describe,
+    async close() {
+      await Promise.all([tracing?.shutdown(), metricsServer?.close()]);
+    },
+  };
+}

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { Code } from "../../src/toolkit/rpc/code.js";
+import type { ServerCall, ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
+import { configName, expectCallError, startSystem, type System, type Topology, within } from "../support/system.js";
+
+/** How long a blocked GetUser waits for its signal before giving up on it. */
+const BLOCK_LIMIT_MS = 5_000;
+
+/** What UserService saw of one GetUser call. */
+interface Observation {
+  /** When the call entered the interceptor (epoch ms). */
+  readonly enteredAt: number;
+  /** The deadline the handler saw. */
+  readonly deadline: number | undefined;
+  /** When its signal aborted (epoch ms), or undefined if it did not within BLOCK_LIMIT_MS. */
+  readonly abortedAt: number | undefined;
+}
+
+function isGetUserFor(call: ServerCall, userId: string): boolean {
+  if (call.service !== "service.UserService" || call.method !== "GetUser") return false;
+  const request = call.request;
+  return typeof request === "object" && request !== null && "userId" in request && request.userId === userId;
+}
+
+/** Resolves when `signal` aborts, or after `ms`, with whether it aborted. */
+function abortedWithin(signal: AbortSignal, ms: number): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * An interceptor for UserService that holds GetUser for `userId` until the
+ * call's signal aborts, and reports what it saw. `entered` resolves when the
+ * call arrives, `observed` when the hold ends.
+ */
+function holdGetUser(userId: string): {
+  interceptor: ServerInterceptor;
+  entered: Promise<void>;
+  observed: Promise<Observation>;
+} {
+  let markEntered: () => void = () => undefined;
+  let report: (observation: Observation) => void = () => undefined;
+  const entered = new Promise<void>((resolve) => (markEntered = resolve));
+  const observed = new Promise<Observation>((resolve) => (report = resolve));
+  const interceptor: ServerInterceptor = async (call, next) => {
+    if (!isGetUserFor(call, userId)) return next();
+    const enteredAt = Date.now();
+    markEntered();
+    const aborted = await abortedWithin(call.context.signal, BLOCK_LIMIT_MS);
+    report({ enteredAt, deadline: call.context.deadline, abortedAt: aborted ? Date.now() : undefined });
+    // A handler that sees its caller gone gives up.
+    call.context.signal.throwIfAborted();
+    return next();
+  };
+  return { interceptor, entered, observed };
+}
+
+const TOPOLOGIES: readonly Topology[] = ["split", "single"];
+
+for (const topology of TOPOLOGIES) {
+  const config = { topology, store: "sqlite" } as const;
+  describe(`deadlines and cancellation reach UserService, ${configName(config)}`, () => {
+    let system: System | undefined;
+    const sys = (): System => {
+      assert.ok(system, "the system did not start");
+      return system;
+    };
+    const newUser = async (): Promise<string> => {
+      const userId = `user-${randomUUID()}`;
+      await sys().user.createUser({ userId, name: "Ada Lovelace", email: "ada@example.com" });
+      return userId;
+    };
+
+    before(async () => {
+      system = await startSystem(config);
+    });
+    after(async () => {
+      await system?.close();
+    });
+
+    it("a 300 ms CreateOrder deadline aborts UserService's GetUser at that deadline, and no order is written", async (t) => {
+      const userId = await newUser();
+      const hold = holdGetUser(userId);
+      const remove = sys().addInterceptor("user", hold.interceptor);
+      try {
+        const startedAt = Date.now();
+        const call = sys().order.createOrder({ orderId: `order-${randomUUID()}`, userId }, { timeoutMs: 300 });
+        const clientDeadline = Date.now() + 300;
+        await expectCallError(call, { code: Code.DEADLINE_EXCEEDED });
+        const elapsed = Date.now() - startedAt;
+        assert.ok(elapsed >= 250 && elapsed < 600, `the client gave up after ${elapsed} ms, expected about 300`);
+
+        const seen = await within(hold.observed, BLOCK_LIMIT_MS + 1_000, "UserService's report");
+        assert.ok(seen.abortedAt !== undefined, "UserService's GetUser was never aborted");
+        const lag = seen.abortedAt - clientDeadline;
+        t.diagnostic(`client failed after ${elapsed} ms; UserService saw the abort ${lag} ms from the client's deadline`);
+        assert.ok(Math.abs(lag) <= 100, `UserService saw the abort ${lag} ms from the client's deadline`);
+      } finally {
+        remove();
+      }
+      const { orders } = await sys().order.listOrdersByUser({ userId, limit: 0 });
+      assert.deepEqual(orders, [], "an order was written after the caller's deadline");
+    });
+
+    it("a client that cancels CreateOrder mid-call cancels UserService's GetUser, and no order is written", async (t) => {
+      const userId = await newUser();
+      const hold = holdGetUser(userId);
+      const remove = sys().addInterceptor("user", hold.interceptor);
+      try {
+        const controller = new AbortController();
+        const call = sys().order.createOrder(
+          { orderId: `order-${randomUUID()}`, userId },
+          { timeoutMs: 10_000, signal: controller.signal },
+        );
+        await within(hold.entered, 2_000, "GetUser reaching UserService");
+        const cancelledAt = Date.now();
+        controller.abort();
+        await expectCallError(call, { code: Code.CANCELLED });
+
+        const seen = await within(hold.observed, BLOCK_LIMIT_MS + 1_000, "UserService's report");
+        assert.ok(seen.abortedAt !== undefined, "UserService's GetUser did not see the cancellation");
+        const lag = seen.abortedAt - cancelledAt;
+        t.diagnostic(`UserService saw the cancellation ${lag} ms after the client cancelled`);
+        assert.ok(lag <= 500, `UserService saw the cancellation ${lag} ms after the client cancelled`);
+      } finally {
+        remove();
+      }
+      const { orders } = await sys().order.listOrdersByUser({ userId, limit: 0 });
+      assert.deepEqual(orders, [], "an order was written after the caller cancelled");
+    });
+
+    it("UserService's GetUser sees a deadline no later than the CreateOrder caller's", async (t) => {
+      const userId = await newUser();
+      const deadlines: (number | undefined)[] = [];
+      const remove = sys().addInterceptor("user", (call, next) => {
+        if (isGetUserFor(call, userId)) deadlines.push(call.context.deadline);
+        return next();
+      });
+      try {
+        const before = Date.now();
+        const call = sys().order.createOrder({ orderId: `order-${randomUUID()}`, userId }, { timeoutMs: 2_000 });
+        const after = Date.now();
+        await call;
+        // The client computed its deadline between these two instants.
+        const earliest = before + 2_000;
+        const latest = after + 2_000;
+        assert.equal(deadlines.length, 1, "GetUser was not called exactly once");
+        const seen = deadlines[0];
+        assert.ok(seen !== undefined, "UserService's GetUser had no deadline");
+        t.diagnostic(`UserService's deadline is ${latest - seen} to ${earliest - seen} ms before the client's`);
+        assert.ok(seen <= latest, `UserService's deadline is ${seen - latest} ms later than the client's`);
+        // Propagated, not a default of its own: close to the caller's, less the margin kept back.
+        assert.ok(seen >= earliest - 100, `UserService's deadline is ${earliest - seen} ms earlier than the client's`);
+      } finally {
+        remove();
+      }
+    });
+  });
+}

@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { Command, CommanderError } from "commander";
+import { parseOtlpEndpoint, parseSampleRatio, serveTelemetryOf } from "../../src/cli/telemetry-options.js";
+import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
+import { type ClientCall, type ClientInterceptor, createClient } from "../../src/toolkit/client/create-client.js";
+import type { Transport, TransportCallOptions } from "../../src/toolkit/client/transport.js";
+import type { CallContext } from "../../src/toolkit/rpc/call-context.js";
+import { ClientError } from "../../src/toolkit/rpc/client-error.js";
+import { Code } from "../../src/toolkit/rpc/code.js";
+import type { Metadata } from "../../src/toolkit/rpc/metadata.js";
+import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
+import { createDispatcher } from "../../src/toolkit/server/dispatcher.js";
+import { silentLogger } from "../../src/toolkit/log/logger.js";
+import type { ServerCall } from "../../src/toolkit/server/server-interceptor.js";
+import { GO_CODE_NAMES } from "../../src/toolkit/telemetry/rpc-metrics.js";
+import { startTelemetry } from "../../src/toolkit/telemetry/telemetry.js";
+import { createTracing, tracesUrl } from "../../src/toolkit/telemetry/tracing.js";
+
+/** A transport that records each call's options and answers an empty response. */
+function recordingTransport(fail?: (attempt: number) => ClientError | undefined): Transport & { calls: TransportCallOptions[] } {
+  const calls: TransportCallOptions[] = [];
+  return {
+    calls,
+    unary: async (_service, method, _request, options) => {
+      calls.push(options);
+      const error = fail?.(calls.length);
+      if (error) throw error;
+      return method.responseType.decode(new Uint8Array());
+    },
+    close() {},
+  };
+}
+
+function serverCall(metadata: Metadata = {}): ServerCall {
+  const context: CallContext = { method: "/service.UserService/GetUser", deadline: undefined, signal: new AbortController().signal, metadata, peer: "test" };
+  return { service: "service.UserService", method: "GetUser", request: { userId: "u1" }, context };
+}
+
+describe("client interceptors", () => {
+  it("run first listed outermost around the transport, and may change the call", async () => {
+    const order: string[] = [];
+    const tag =
+      (name: string): ClientInterceptor =>
+      async (call, next) => {
+        order.push(`${name} in`);
+        const response = await next({ ...call, options: { ...call.options, metadata: { ...call.options.metadata, [name]: "1" } } });
+        order.push(`${name} out`);
+        return response;
+      };
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport, { interceptors: [tag("outer"), tag("inner")] });
+    await client.getUser({ userId: "u1" }, { metadata: { caller: "x" } });
+    assert.deepEqual(order, ["outer in", "inner in", "inner out", "outer out"]);
+    assert.deepEqual(transport.calls[0]?.metadata, { caller: "x", outer: "1", inner: "1" });
+  });
+
+  it("see the method, the request and the resolved deadline, and may call next more than once", async () => {
+    const seen: ClientCall[] = [];
+    const retryOnce: ClientInterceptor = async (call, next) => {
+      seen.push(call);
+      try {
+        return await next(call);
+      } catch {
+        return next(call);
+      }
+    };
+    const transport = recordingTransport((attempt) => (attempt === 1 ? new ClientError("/x", Code.UNAVAILABLE, "down") : undefined));
+    const client = createClient(UserServiceDefinition, transport, { interceptors: [retryOnce], defaultTimeoutMs: 1_000 });
+    await client.getUser({ userId: "u1" });
+    assert.equal(transport.calls.length, 2);
+    const [call] = seen as [ClientCall];
+    assert.equal(call.path, "/service.UserService/GetUser");
+    assert.equal(call.service, UserServiceDefinition);
+    assert.equal(call.method.name, "GetUser");
+    assert.deepEqual(call.request, { userId: "u1" });
+    assert.ok(call.options.deadline > Date.now() && call.options.deadline <= Date.now() + 1_000);
+  });
+
+  it("see calls that fail for lack of time, which never reach the transport", async () => {
+    const codes: Code[] = [];
+    const observe: ClientInterceptor = (call, next) =>
+      next(call).catch((error: unknown) => {
+        if (error instanceof RpcError) codes.push(error.code);
+        throw error;
+      });
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport, { interceptors: [observe] });
+    await assert.rejects(client.getUser({ userId: "u1" }, { timeoutMs: 0 }), (error: unknown) => {
+      return error instanceof ClientError && error.code === Code.DEADLINE_EXCEEDED;
+    });
+    assert.deepEqual(codes, [Code.DEADLINE_EXCEEDED]);
+    assert.equal(transport.calls.length, 0);
+  });
+});
+
+describe("tracing interceptors", () => {
+  const exporter = new InMemorySpanExporter();
+  const tracing = createTracing({ exporter });
+  const finished = async (): Promise<ReadableSpan[]> => {
+    await tracing.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    exporter.reset();
+    return spans;
+  };
+
+  it("make the server span active in the handler, and send it on as the parent of outbound calls", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport, { interceptors: [tracing.clientInterceptor] });
+    const callerTrace = "0af7651916cd43dd8448eb211c80319c";
+    const callerSpan = "b7ad6b7169203331";
+    let activeInHandler: string | undefined;
+    await tracing.serverInterceptor(
+      serverCall({ traceparent: `00-${callerTrace}-${callerSpan}-01`, tracestate: "vendor=opaque" }),
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        activeInHandler = trace.getActiveSpan()?.spanContext().spanId;
+        return client.getUser({ userId: "u1" });
+      },
+    );
+    const spans = await finished();
+    const server = spans.find((span) => span.kind === SpanKind.SERVER);
+    const clientSpan = spans.find((span) => span.kind === SpanKind.CLIENT);
+    assert.ok(server && clientSpan);
+    assert.equal(server.spanContext().traceId, callerTrace);
+    assert.equal(server.parentSpanContext?.spanId, callerSpan);
+    assert.equal(server.spanContext().traceState?.get("vendor"), "opaque");
+    assert.equal(activeInHandler, server.spanContext().spanId);
+    assert.equal(clientSpan.parentSpanContext?.spanId, server.spanContext().spanId);
+    const sent = transport.calls[0]?.metadata?.["traceparent"];
+    assert.equal(sent, `00-${callerTrace}-${clientSpan.spanContext().spanId}-01`);
+    assert.equal(transport.calls[0]?.metadata?.["tracestate"], "vendor=opaque");
+  });
+
+  it("mark server spans as errors only for codes that mean the server failed", async () => {
+    const outcomes: [Error, Code, SpanStatusCode][] = [
+      [new RpcError(Code.NOT_FOUND, "no such user"), Code.NOT_FOUND, SpanStatusCode.UNSET],
+      [new RpcError(Code.INVALID_ARGUMENT, "bad"), Code.INVALID_ARGUMENT, SpanStatusCode.UNSET],
+      [new Error("a bug"), Code.INTERNAL, SpanStatusCode.ERROR],
+      [new ClientError("/service.UserService/GetUser", Code.UNAVAILABLE, "down"), Code.UNAVAILABLE, SpanStatusCode.ERROR],
+    ];
+    for (const [thrown] of outcomes) {
+      await assert.rejects(tracing.serverInterceptor(serverCall(), () => Promise.reject(thrown)));
+    }
+    const spans = await finished();
+    assert.deepEqual(
+      spans.map((span) => [span.attributes["rpc.grpc.status_code"], span.status.code]),
+      outcomes.map(([, code, status]) => [code, status]),
+    );
+    // The internal error's message stays out of the span: the caller's message is recorded.
+    assert.equal(spans[2]?.status.message, "INTERNAL: internal error");
+  });
+
+  it("ignore a malformed traceparent and start a new trace", async () => {
+    await tracing.serverInterceptor(serverCall({ traceparent: "00-zz-not-a-trace" }), async () => "ok");
+    const [span] = await finished();
+    assert.ok(span);
+    assert.equal(span.parentSpanContext, undefined);
+  });
+
+  it("run inside the dispatcher's call context", async () => {
+    const dispatcher = createDispatcher({ logger: silentLogger(), interceptors: [tracing.serverInterceptor] });
+    dispatcher.add({
+      definition: UserServiceDefinition,
+      handlers: {
+        getUser: async () => ({ name: trace.getActiveSpan()?.spanContext().spanId ?? "", email: "", userId: "u1" }),
+        createUser: async () => ({ name: "", email: "", userId: "" }),
+      },
+    } as never);
+    const route = dispatcher.route("/service.UserService/GetUser");
+    assert.ok(route);
+    const response = (await dispatcher.invoke(route, { userId: "u1" }, serverCall().context)) as { name: string };
+    const [span] = await finished();
+    assert.equal(response.name, span?.spanContext().spanId);
+  });
+});
+
+describe("telemetry setup", () => {
+  it("installs nothing when neither tracing nor metrics is asked for", async () => {
+    const telemetry = await startTelemetry({});
+    assert.deepEqual(
+      [telemetry.serverInterceptors.length, telemetry.clientInterceptors.length, telemetry.metricsPort, telemetry.tracing],
+      [0, 0, undefined, undefined],
+    );
+    await telemetry.close();
+  });
+
+  it("posts spans to <endpoint>/v1/traces, as OTEL_EXPORTER_OTLP_ENDPOINT means", () => {
+    assert.equal(tracesUrl("http://collector:4318"), "http://collector:4318/v1/traces");
+    assert.equal(tracesUrl("http://collector:4318/"), "http://collector:4318/v1/traces");
+    assert.equal(tracesUrl("https://otel.example/prefix"), "https://otel.example/prefix/v1/traces");
+    assert.equal(tracesUrl("http://collector:4318/v1/traces"), "http://collector:4318/v1/traces");
+  });
+
+  it("refuses a sample ratio outside 0..1", () => {
+    assert.throws(() => createTracing({ exporter: new InMemorySpanExporter(), sampleRatio: 2 }), RangeError);
+  });
+
+  it("names codes as grpc-go does, for dashboards made for go-grpc-prometheus", () => {
+    assert.equal(GO_CODE_NAMES[Code.OK], "OK");
+    assert.equal(GO_CODE_NAMES[Code.CANCELLED], "Canceled");
+    assert.equal(GO_CODE_NAMES[Code.NOT_FOUND], "NotFound");
+    assert.equal(GO_CODE_NAMES[Code.DEADLINE_EXCEEDED], "DeadlineExceeded");
+    assert.equal(Object.keys(GO_CODE_NAMES).length, 17);
+  });
+});
+
+describe("serve's telemetry flags", () => {
+  const command = (): Command => new Command().exitOverride().configureOutput({ writeErr: () => undefined });
+
+  it("parse an OTLP/HTTP endpoint and a sample ratio", () => {
+    assert.equal(parseOtlpEndpoint("http://localhost:4318"), "http://localhost:4318");
+    assert.throws(() => parseOtlpEndpoint("localhost:4317"));
+    assert.throws(() => parseOtlpEndpoint("grpc://localhost:4317"));
+    assert.equal(parseSampleRatio("0.01"), 0.01);
+    assert.equal(parseSampleRatio("0"), 0);
+    for (const bad of ["", "-0.1", "1.5", "half", "NaN"]) assert.throws(() => parseSampleRatio(bad), undefined, bad);
+  });
+
+  it("take the endpoint from OTEL_EXPORTER_OTLP_ENDPOINT when the flag is absent", () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" };
+    assert.deepEqual(serveTelemetryOf({ traceSampleRatio: 1 }, command(), env), {
+      otlpEndpoint: "http://collector:4318",
+      traceSampleRatio: 1,
+    });
+    assert.deepEqual(serveTelemetryOf({ otlpEndpoint: "http://flag:4318", traceSampleRatio: 0.5, metricsPort: 9464 }, command(), env), {
+      otlpEndpoint: "http://flag:4318",
+      traceSampleRatio: 0.5,
+      metricsPort: 9464,
+    });
+    assert.deepEqual(serveTelemetryOf({ traceSampleRatio: 1 }, command(), {}), { traceSampleRatio: 1 });
+    assert.throws(() => serveTelemetryOf({ traceSampleRatio: 1 }, command(), { OTEL_EXPORTER_OTLP_ENDPOINT: "nope" }), CommanderError);
+  });
+});
