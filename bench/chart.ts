@@ -9,8 +9,9 @@ const PANEL_H = 260;
 const MARGIN = { left: 70, top: 40, bottom: 40, right: 20 };
 
 /**
- * A bar chart of median requests/s and p99 latency per configuration, as
- * SVG text: one panel per figure and load shape, methods along the x axis.
+ * A bar chart of median requests/s, p99 latency and requests per CPU-second
+ * per configuration, as SVG text: one panel per figure and load shape,
+ * methods along the x axis.
  */
 export function renderChart(
   cells: readonly Cell[],
@@ -22,6 +23,7 @@ export function renderChart(
   const metrics = [
     { name: "requests/s (higher is better)", pick: (c: Cell) => c.medians?.requestsPerSecond, digits: 0 },
     { name: "p99 latency, ms (lower is better)", pick: (c: Cell) => c.medians?.p99Ms, digits: 1 },
+    { name: "requests per CPU-second (higher is better)", pick: (c: Cell) => c.medians?.requestsPerCpuSecond, digits: 0 },
   ];
   const legendH = 30 + 18 * Math.ceil(configs.length / 3);
   const width = PANEL_W * shapes.length;

@@ -24,7 +24,7 @@ export interface BenchOptions {
 export const USAGE = `npm run bench -- [options]
   --quick               1 run of 1 s after 1 s of warm-up (smoke test); writes to .bench-tmp/quick unless --out
   --runs N              runs per cell, medians reported (default 3)
-  --duration S          measured seconds per run, h2load -D (default 4)
+  --duration S          measured seconds per run, h2load -D (default 3)
   --warm-up S           seconds of load before measuring, h2load --warm-up-time (default 1)
   --configs a,b         from: ${SYSTEM_CONFIGS.map((c) => c.name).join(", ")}
                         (default: ${DEFAULT_CONFIGS.join(", ")})
@@ -77,7 +77,7 @@ export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<
   return {
     quick,
     runs: positive("runs", values.runs, quick ? 1 : 3),
-    durationSeconds: positive("duration", values.duration, quick ? 1 : 4),
+    durationSeconds: positive("duration", values.duration, quick ? 1 : 3),
     warmUpSeconds: positive("warm-up", values["warm-up"], 1),
     // Always in report order, whatever order they were asked for in.
     configs: SYSTEM_CONFIGS.filter((c) => configs.includes(c)),

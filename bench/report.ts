@@ -12,7 +12,22 @@ export function formatTables(
   shapes: readonly LoadShape[],
 ): string {
   const out: string[] = [];
-  const header = ["configuration", "req/s", "×bare", "×naive", "p50 ms", "p50×bare", "p99 ms", "p99×bare", "CPU %", "peak RSS MiB", "other load %"];
+  const header = [
+    "configuration",
+    "req/s",
+    "×bare",
+    "×naive",
+    "req/CPU-s",
+    "×bare",
+    "×naive",
+    "p50 ms",
+    "×bare",
+    "p99 ms",
+    "×bare",
+    "CPU %",
+    "peak RSS MiB",
+    "other load %",
+  ];
   for (const method of methods) {
     for (const shape of shapes) {
       const rows: string[][] = [header];
@@ -28,6 +43,9 @@ export function formatTables(
           num(m.requestsPerSecond, 0),
           num(cell.vsBare?.requestsPerSecond, 2),
           num(cell.vsNaive?.requestsPerSecond, 2),
+          num(m.requestsPerCpuSecond, 0),
+          num(cell.vsBare?.requestsPerCpuSecond, 2),
+          num(cell.vsNaive?.requestsPerCpuSecond, 2),
           num(m.p50Ms, 2),
           num(cell.vsBare?.p50, 2),
           num(m.p99Ms, 2),
@@ -42,7 +60,12 @@ export function formatTables(
     }
   }
   out.push(
-    "\nCPU %: server process(es), 100 = one core. Other load %: time the server core spent on programs other than the servers under test (noise on a shared machine).",
+    [
+      "",
+      "req/CPU-s: requests per second of server CPU (req/s ÷ CPU share): the rate on a core of its own; PostgreSQL's CPU not included.",
+      "CPU %: server process(es), 100 = one core. Other load %: time the server core spent on programs other than",
+      "the servers under test (noise on a shared machine). ×bare, ×naive: ratio to that baseline's median, same method and shape.",
+    ].join("\n"),
   );
   return out.join("\n");
 }

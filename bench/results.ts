@@ -29,6 +29,13 @@ export interface RunSample {
 /** The medians of a cell's runs. */
 export interface CellMedians {
   readonly requestsPerSecond: number;
+  /**
+   * Requests per second of server CPU (all the configuration's processes):
+   * what req/s would be on a core of its own. Steadier than req/s on a shared
+   * machine, where the server gets only part of its core. PostgreSQL's own
+   * CPU is not included.
+   */
+  readonly requestsPerCpuSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly cpuPercent: Readonly<Record<string, number>>;
@@ -43,6 +50,8 @@ export interface CellMedians {
 export interface Ratios {
   /** > 1 is faster than the baseline. */
   readonly requestsPerSecond: number;
+  /** > 1 does more per CPU-second than the baseline. */
+  readonly requestsPerCpuSecond: number;
   /** < 1 is quicker than the baseline. */
   readonly p50: number;
   readonly p99: number;
@@ -66,20 +75,26 @@ export function mediansOf(samples: readonly RunSample[]): CellMedians {
     Object.fromEntries(roles.map((role) => [role, median(samples.map((s) => pick(s)[role] ?? Number.NaN))]));
   return {
     requestsPerSecond: median(samples.map((s) => s.requestsPerSecond)),
+    requestsPerCpuSecond: median(samples.map((s) => s.requestsPerSecond / (totalCpu(s) / 100))),
     p50Ms: median(samples.map((s) => s.p50Ms)),
     p99Ms: median(samples.map((s) => s.p99Ms)),
     cpuPercent: perRole((s) => s.cpuPercent),
-    cpuPercentTotal: median(samples.map((s) => Object.values(s.cpuPercent).reduce((a, b) => a + b, 0))),
+    cpuPercentTotal: median(samples.map(totalCpu)),
     peakRssMiB: perRole((s) => s.peakRssMiB),
     otherLoadOnServerCorePercent: median(samples.map((s) => s.otherLoadOnServerCorePercent)),
     loadCoreBusyPercent: median(samples.map((s) => s.loadCoreBusyPercent)),
   };
 }
 
+function totalCpu(sample: RunSample): number {
+  return Object.values(sample.cpuPercent).reduce((a, b) => a + b, 0);
+}
+
 /** This cell's medians relative to a baseline's. */
 export function ratiosOf(cell: CellMedians, baseline: CellMedians): Ratios {
   return {
     requestsPerSecond: cell.requestsPerSecond / baseline.requestsPerSecond,
+    requestsPerCpuSecond: cell.requestsPerCpuSecond / baseline.requestsPerCpuSecond,
     p50: cell.p50Ms / baseline.p50Ms,
     p99: cell.p99Ms / baseline.p99Ms,
   };

@@ -17,7 +17,7 @@ import { silentLogger } from "../../src/toolkit/log/logger.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
-import { Cleanup, type CleanupScope, pollUntil, type ServerProcess, startServer } from "../support/cli-process.js";
+import { Cleanup, type CleanupScope, pollUntil, runCli, type ServerProcess, startServer, tempDir } from "../support/cli-process.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
 
 const TTL_SECONDS = 2;
@@ -72,6 +72,18 @@ describe("etcd service discovery", () => {
     assert.equal(exit.code, 0, exit.stderr);
     assert.equal((await instancesOf("user-service")).size, 0, "deregistered before exiting, not by lease expiry");
     assert.equal((await instancesOf("order-service")).size, 0);
+  });
+
+  it("serve refuses etcd:/// without --registry, and exits 1 when the registry cannot be reached", async (t) => {
+    const dataDir = await tempDir(t);
+    const [usage, unreachable] = await Promise.all([
+      runCli(["serve", "--services", "order", "--user-service", "etcd:///user-service", "--data-dir", dataDir]),
+      runCli(["serve", "--services", "user", "--port", "0", "--data-dir", dataDir, "--registry", "etcd://127.0.0.1:1"]),
+    ]);
+    assert.notEqual(usage.code, 0);
+    assert.match(usage.stderr, /--user-service etcd:\/\/\/user-service resolves through a registry: add --registry/);
+    assert.equal(unreachable.code, 1, unreachable.stderr);
+    assert.match(unreachable.stderr, /could not register user-service in etcd at 127\.0\.0\.1:1/);
   });
 
   it("kill -9: the key of a crashed process is gone within TTL + 1 s", async (t) => {
@@ -173,14 +185,15 @@ describe("etcd service discovery", () => {
     await closing;
   });
 
-  it("round-robins over two UserService replicas behind etcd:///user-service, through a replica stop, an etcd outage and restarts", async (t) => {
-    const [userA, userB] = await Promise.all([serve(t, "user"), serve(t, "user")]);
+  it("round-robins over UserService replicas behind etcd:///user-service, through a stop, a kill -9, an etcd outage and restarts", async (t) => {
+    const [userA, userB, userC] = await Promise.all([serve(t, "user"), serve(t, "user"), serve(t, "user")]);
     const order = await serve(t, "order", ["--user-service", "etcd:///user-service"]);
     const keyB = await keyOf(userB, "user-service");
+    const keyC = await keyOf(userC, "user-service");
     const orderKey = await keyOf(order, "order-service");
 
     // Each replica has its own SQLite: the same user in both.
-    for (const replica of [userA, userB]) {
+    for (const replica of [userA, userB, userC]) {
       const transport = createGrpcTransport({ target: replica.address, services: [UserServiceDefinition] });
       await createClient(UserServiceDefinition, transport).createUser({ userId: "u-1", name: "Ada", email: "ada@example.com" });
       transport.close();
@@ -191,12 +204,12 @@ describe("etcd service discovery", () => {
     const getUserCalls = (replica: ServerProcess): number =>
       replica.logs().filter((line) => line.msg === "call finished" && String(line["method"]).endsWith("UserService/GetUser")).length;
 
-    // Phase 1: both replicas get calls.
-    for (let i = 0; i < 40; i++) await orders.createOrder({ orderId: `rr-${i}`, userId: "u-1" });
-    const [onA, onB] = [getUserCalls(userA), getUserCalls(userB)];
-    t.diagnostic(`40 CreateOrder calls: ${onA} GetUser on replica A, ${onB} on replica B`);
-    assert.equal(onA + onB, 40);
-    assert.ok(onA >= 10 && onB >= 10, `both replicas share the calls (A ${onA}, B ${onB})`);
+    // Phase 1: every replica gets its share of the calls.
+    for (let i = 0; i < 60; i++) await orders.createOrder({ orderId: `rr-${i}`, userId: "u-1" });
+    const shares = [userA, userB, userC].map(getUserCalls);
+    t.diagnostic(`60 CreateOrder calls: GetUser on replicas A, B, C: ${shares.join(", ")}`);
+    assert.equal(shares.reduce((sum, n) => sum + n, 0), 60);
+    assert.ok(shares.every((n) => n >= 12), `the replicas share the calls (${shares.join(", ")})`);
 
     const load = startLoad(orders, "u-1");
     t.after(() => load.stop());
@@ -212,23 +225,40 @@ describe("etcd service discovery", () => {
       assert.ok(load.ok - before.ok > 0, `${what}: calls went through`);
     };
 
-    // Phase 2: replica A stops gracefully under load; B takes every call.
-    await phase("replica A stops", async () => {
+    // Phase 2: replica A stops gracefully under load; the others take its calls.
+    await phase("replica A stops (SIGTERM)", async () => {
       await sleep(300);
       const exit = await userA.stop("SIGTERM");
       assert.equal(exit.code, 0, exit.stderr);
-      const onBBefore = getUserCalls(userB);
+      const onA = getUserCalls(userA);
+      const onB = getUserCalls(userB);
       await sleep(500);
-      assert.ok(getUserCalls(userB) > onBBefore, "B keeps answering");
+      assert.ok(getUserCalls(userB) > onB, "B keeps answering");
+      assert.equal(getUserCalls(userA), onA);
     });
 
-    // Phase 3: etcd down for longer than two TTLs: the known endpoint keeps serving.
+    // Phase 3: replica C is killed under load: its key expires within TTL + 1 s;
+    // its calls in flight are retried on B (GetUser is idempotent).
+    await phase("replica C killed (SIGKILL)", async () => {
+      await sleep(300);
+      userC.signal("SIGKILL");
+      const killedAt = Date.now();
+      await pollUntil("C's key to expire", async () => ((await instancesOf("user-service")).has(keyC) ? undefined : true), {
+        timeoutMs: (TTL_SECONDS + 2) * 1_000,
+      });
+      const goneAfterMs = Date.now() - killedAt;
+      t.diagnostic(`C's key gone ${goneAfterMs} ms after kill -9`);
+      assert.ok(goneAfterMs <= (TTL_SECONDS + 1) * 1_000);
+      await sleep(300);
+    });
+
+    // Phase 4: etcd down for longer than two TTLs: the known endpoint keeps serving.
     await phase("etcd down", async () => {
       await etcd.stop("SIGKILL");
       await sleep(TTL_SECONDS * 2_000 + 1_000);
     });
 
-    // Phase 4: etcd back with its data: the instances re-register within 5 s.
+    // Phase 5: etcd back with its data: the instances re-register within 5 s.
     await phase("etcd restarted", async () => {
       await etcd.start();
       const restartedAt = Date.now();
@@ -244,7 +274,7 @@ describe("etcd service discovery", () => {
       assert.ok(await liveKeys(kv, [keyB, orderKey]), "still registered after the old leases expired");
     });
 
-    // Phase 5: etcd back empty (its data lost): re-registration again within 5 s.
+    // Phase 6: etcd back empty (its data lost): re-registration again within 5 s.
     await load.stop();
     await etcd.stop("SIGKILL");
     await etcd.start({ wipe: true });

@@ -18,7 +18,7 @@ import { createGrpcTransport } from "../../src/toolkit/client/grpc-js-transport.
 import type { Transport } from "../../src/toolkit/client/transport.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
-import { pollUntil, startServer, type CleanupScope, type ServerProcess } from "../support/cli-process.js";
+import { pollUntil, runCli, startServer, type CleanupScope, type ServerProcess } from "../support/cli-process.js";
 
 /**
  * A TCP proxy to one port. While holding, the bytes the upstream sends back are
@@ -129,7 +129,7 @@ function getUserCalls(user: ServerProcess): number {
 async function startSlowCreateOrder(
   setup: Awaited<ReturnType<typeof startSplitWithProxy>>,
   orderId: string,
-): Promise<Promise<{ ok: true; orderId: string } | { ok: false; error: unknown }>> {
+): Promise<{ readonly result: Promise<{ ok: true; orderId: string } | { ok: false; error: unknown }> }> {
   const before = getUserCalls(setup.user);
   setup.proxy.hold();
   const call = setup.clients.orders.createOrder({ orderId, userId: "ada" }, { timeoutMs: 60_000 }).then(
@@ -139,7 +139,8 @@ async function startSlowCreateOrder(
   await pollUntil("the slow CreateOrder's GetUser to reach UserService and its answer to be held", () =>
     getUserCalls(setup.user) > before && setup.proxy.heldBytes > 0 ? true : undefined,
   );
-  return call;
+  // Wrapped: an async function returning the bare promise would wait for it.
+  return { result: call };
 }
 
 /** Opens grpc.health.v1.Health/Watch for `service` and records every status it reports. */
@@ -169,6 +170,10 @@ function watchHealth(t: CleanupScope, address: string, service = "") {
   return { statuses, ended: () => ended, cancel };
 }
 
+function withoutRepeats(statuses: readonly string[]): string[] {
+  return statuses.filter((status, i) => status !== statuses[i - 1]);
+}
+
 async function expectCode(promise: Promise<unknown>, code: Code, what: string): Promise<ClientError> {
   try {
     await promise;
@@ -189,7 +194,7 @@ describe("switchyard serve: graceful shutdown", () => {
     await pollUntil("the health watch to report SERVING", () => (overall.statuses.includes("SERVING") ? true : undefined));
     await pollUntil("the OrderService watch to report SERVING", () => (orderHealth.statuses.includes("SERVING") ? true : undefined));
 
-    const slowCall = await startSlowCreateOrder(setup, "in-flight");
+    const { result: slowCall } = await startSlowCreateOrder(setup, "in-flight");
     order.signal("SIGTERM");
     await order.waitForLog((line) => line.msg === "shutting down: draining calls in flight", "about draining", 10_000);
 
@@ -198,7 +203,10 @@ describe("switchyard serve: graceful shutdown", () => {
     await pollUntil("the OrderService watch to report NOT_SERVING", () =>
       orderHealth.statuses.includes("NOT_SERVING") ? true : undefined,
     );
-    assert.deepEqual(overall.statuses, ["SERVING", "NOT_SERVING"]);
+    // Never SERVING again once draining. (Consecutive repeats are dropped: the
+    // server currently sends NOT_SERVING twice, once per setAllNotServing call.)
+    assert.deepEqual(withoutRepeats(overall.statuses), ["SERVING", "NOT_SERVING"]);
+    assert.deepEqual(withoutRepeats(orderHealth.statuses), ["SERVING", "NOT_SERVING"]);
     // An open Watch stream is a call in flight too: a health checker that keeps
     // watching holds the drain open. Hang up, as a load balancer would on NOT_SERVING.
     overall.cancel();
@@ -212,6 +220,11 @@ describe("switchyard serve: graceful shutdown", () => {
       Code.UNAVAILABLE,
       "a call on the existing channel after SIGTERM",
     );
+
+    // A health check from outside is not answered SERVING either (the listener is closed, or it says NOT_SERVING).
+    const check = await runCli(["health", "--address", order.address, "--timeout", "2000"]);
+    assert.notEqual(check.code, 0, `health during the drain: ${check.stdout}${check.stderr}`);
+    assert.notEqual(check.stdout, "SERVING\n");
 
     // Still draining: the process waits for the call in flight.
     assert.equal(order.hasExited, false, `the order process exited while a call was in flight:\n${order.stderr()}`);
@@ -265,7 +278,7 @@ describe("switchyard serve: graceful shutdown", () => {
   it("--drain-timeout bounds a call that does not finish: it is cancelled and the process exits 0", async (t) => {
     const drainTimeoutMs = 500;
     const setup = await startSplitWithProxy(t, { drainTimeoutMs });
-    const slowCall = await startSlowCreateOrder(setup, "never-answered");
+    const { result: slowCall } = await startSlowCreateOrder(setup, "never-answered");
 
     const signalled = performance.now();
     setup.order.signal("SIGTERM");

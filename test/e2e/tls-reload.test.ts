@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
@@ -15,7 +17,7 @@ import { createLogger, silentLogger } from "../../src/toolkit/log/logger.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { loadClientTls, type ClientTls, type ClientTlsOptions } from "../../src/toolkit/tls/client-tls.js";
-import type { ServerTlsOptions } from "../../src/toolkit/tls/server-tls.js";
+import { loadServerTls, type ServerTlsOptions } from "../../src/toolkit/tls/server-tls.js";
 import { certDir, makeCertSet, replaceFile, servedSerial, serialOf, type CertSet, type Scope } from "../support/certs.js";
 
 const HOST = "127.0.0.1";
@@ -180,5 +182,29 @@ describe("certificate reload without a restart", { concurrency: true }, () => {
     await replaceFile(keyFile, a.clientKey);
     await replaceFile(certFile, a.client);
     await until("the client to present its new certificate", async () => ((await callOnNewChannel(server.port, tls)) === "OK" ? true : undefined));
+  });
+
+  it("gives servers other than grpc-js (node:http2) their options and each reload", async () => {
+    const served = await certDir(scope);
+    const certFile = await copyInto(served, a.server, "server.pem");
+    const keyFile = await copyInto(served, a.serverKey, "server-key.pem");
+    const tls = await loadServerTls({ certFile, keyFile, reloadIntervalMs: RELOAD_MS });
+    scope.after(() => tls.close());
+    const options = tls.secureServerOptions();
+    assert.equal(options.requestCert, false);
+    const server = http2.createSecureServer({ ...options, allowHTTP1: false });
+    const stop = tls.onReload((next) => server.setSecureContext(next));
+    scope.after(() => {
+      stop();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+    const { port } = server.address() as AddressInfo;
+    assert.equal(await servedSerial(port), await serialOf(a.server));
+
+    await replaceFile(keyFile, b.serverKey);
+    await replaceFile(certFile, b.server);
+    const serialB = await serialOf(b.server);
+    await until("node:http2 to serve the new certificate", async () => ((await servedSerial(port)) === serialB ? true : undefined));
   });
 });

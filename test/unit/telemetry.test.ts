@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { parseOtlpEndpoint, parseSampleRatio, serveTelemetryOf } from "../../src/cli/telemetry-options.js";
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { type ClientCall, type ClientInterceptor, createClient } from "../../src/toolkit/client/create-client.js";
@@ -15,6 +15,7 @@ import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
 import { createDispatcher } from "../../src/toolkit/server/dispatcher.js";
 import { silentLogger } from "../../src/toolkit/log/logger.js";
 import type { ServerCall } from "../../src/toolkit/server/server-interceptor.js";
+import { defineService } from "../../src/toolkit/server/service-registration.js";
 import { GO_CODE_NAMES } from "../../src/toolkit/telemetry/rpc-metrics.js";
 import { startTelemetry } from "../../src/toolkit/telemetry/telemetry.js";
 import { createTracing, tracesUrl } from "../../src/toolkit/telemetry/tracing.js";
@@ -162,13 +163,12 @@ describe("tracing interceptors", () => {
 
   it("run inside the dispatcher's call context", async () => {
     const dispatcher = createDispatcher({ logger: silentLogger(), interceptors: [tracing.serverInterceptor] });
-    dispatcher.add({
-      definition: UserServiceDefinition,
-      handlers: {
+    dispatcher.add(
+      defineService(UserServiceDefinition, {
         getUser: async () => ({ name: trace.getActiveSpan()?.spanContext().spanId ?? "", email: "", userId: "u1" }),
         createUser: async () => ({ name: "", email: "", userId: "" }),
-      },
-    } as never);
+      }),
+    );
     const route = dispatcher.route("/service.UserService/GetUser");
     assert.ok(route);
     const response = (await dispatcher.invoke(route, { userId: "u1" }, serverCall().context)) as { name: string };
@@ -216,7 +216,7 @@ describe("serve's telemetry flags", () => {
     assert.throws(() => parseOtlpEndpoint("grpc://localhost:4317"));
     assert.equal(parseSampleRatio("0.01"), 0.01);
     assert.equal(parseSampleRatio("0"), 0);
-    for (const bad of ["", "-0.1", "1.5", "half", "NaN"]) assert.throws(() => parseSampleRatio(bad), undefined, bad);
+    for (const bad of ["", "-0.1", "1.5", "half", "NaN"]) assert.throws(() => parseSampleRatio(bad), InvalidArgumentError, bad);
   });
 
   it("take the endpoint from OTEL_EXPORTER_OTLP_ENDPOINT when the flag is absent", () => {

@@ -32,7 +32,6 @@ export function installDiscoveryResolvers(): void {
 export function resolverFor(discovery: Discovery): ResolverConstructor {
   return class DiscoveryResolver implements experimental.Resolver {
     private watch: EndpointWatch | undefined;
-    private latest: { endpoints: Endpoints; note: string } | undefined;
     /** Bumped by destroy() and by every list, so a slow host name lookup cannot deliver a stale list. */
     private sequence = 0;
 
@@ -47,21 +46,16 @@ export function resolverFor(discovery: Discovery): ResolverConstructor {
     }
 
     updateResolution(): void {
-      if (this.watch === undefined) {
-        this.start();
-        return;
-      }
-      // Re-resolution is asked for when a connection fails: the watch already
-      // follows every change, so the current list is the answer.
-      const latest = this.latest;
-      const sequence = this.sequence;
-      if (latest) process.nextTick(() => sequence === this.sequence && this.listener(latest.endpoints, {}, null, latest.note));
+      // Started once (again after destroy()). Re-resolution requests — made
+      // whenever a connection fails — need no answer: the watch reports every
+      // change by itself, and answering each at once would resolve in a busy
+      // loop while an endpoint is down.
+      if (this.watch === undefined) this.start();
     }
 
     destroy(): void {
       this.watch?.close();
       this.watch = undefined;
-      this.latest = undefined;
       this.sequence++;
     }
 
@@ -85,7 +79,6 @@ export function resolverFor(discovery: Discovery): ResolverConstructor {
 
     private deliver(endpoints: Endpoints, note: string): void {
       if (this.watch === undefined) return;
-      this.latest = { endpoints, note };
       this.listener(endpoints, {}, null, note);
     }
   };

@@ -1,9 +1,8 @@
-import { collectDefaultMetrics, Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { ClientInterceptor } from "../client/create-client.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
-import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
-import { createRpcMetrics } from "./rpc-metrics.js";
-import { createTracing, type Tracing, type TracingOptions } from "./tracing.js";
+import type { MetricsServer } from "./metrics-server.js";
+import type { Tracing, TracingOptions } from "./tracing.js";
 
 /** Options for startTelemetry; with none set, it installs nothing at all. */
 export interface TelemetryOptions {
@@ -38,13 +37,15 @@ export interface Telemetry {
 
 /**
  * Starts what `options` asks for. Tracing and metrics each cost nothing when
- * off: their interceptors are simply not installed.
+ * off: their interceptors are not installed and their libraries not even
+ * loaded (the OpenTelemetry SDK and exporter take a while to import).
  */
 export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {
   const serverInterceptors: ServerInterceptor[] = [];
   const clientInterceptors: ClientInterceptor[] = [];
   let tracing: Tracing | undefined;
   if (options.otlpEndpoint !== undefined || options.spanExporter !== undefined) {
+    const { createTracing } = await import("./tracing.js");
     tracing = createTracing({
       ...(options.otlpEndpoint === undefined ? {} : { otlpEndpoint: options.otlpEndpoint }),
       ...(options.spanExporter === undefined ? {} : { exporter: options.spanExporter }),
@@ -57,6 +58,11 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   let registry: Registry | undefined;
   let metricsServer: MetricsServer | undefined;
   if (options.metricsPort !== undefined) {
+    const [{ collectDefaultMetrics, Registry }, { createRpcMetrics }, { startMetricsServer }] = await Promise.all([
+      import("prom-client"),
+      import("./rpc-metrics.js"),
+      import("./metrics-server.js"),
+    ]);
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const metrics = createRpcMetrics(registry);

@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import type { SecureContextOptions } from "node:tls";
 import type { Logger } from "../log/logger.js";
 import { WatchedCertificates } from "./watched-certificates.js";
 
@@ -22,6 +23,17 @@ export interface ServerTls {
   readonly credentials: grpc.ServerCredentials;
   /** True when clients must present a certificate. */
   readonly mutual: boolean;
+  /**
+   * For servers other than grpc-js (e.g. node:http2's createSecureServer):
+   * the options to start with — the current certificates plus requestCert
+   * and rejectUnauthorized set for mTLS.
+   */
+  secureServerOptions(): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean };
+  /**
+   * Calls `listener` with the new certificates after each reload, to pass to
+   * `server.setSecureContext()`. Returns a function that stops it.
+   */
+  onReload(listener: (options: SecureContextOptions) => void): () => void;
   /** Stops re-reading the files. */
   close(): void;
 }
@@ -49,5 +61,11 @@ export async function loadServerTls(options: ServerTlsOptions, logger?: Logger):
     mutual ? certificates : null,
     mutual,
   );
-  return { credentials, mutual, close: () => certificates.close() };
+  return {
+    credentials,
+    mutual,
+    secureServerOptions: () => ({ ...certificates.current(), requestCert: mutual, rejectUnauthorized: mutual }),
+    onReload: (listener) => certificates.onChange(() => listener(certificates.current())),
+    close: () => certificates.close(),
+  };
 }

@@ -44,6 +44,7 @@ export class WatchedCertificates implements CertificateProvider {
   readonly #inner: grpc.experimental.FileWatcherCertificateProvider;
   readonly #identityListeners = new Set<IdentityListener>();
   readonly #caListeners = new Set<CaListener>();
+  readonly #changeListeners = new Set<() => void>();
   #identity: IdentityUpdate | undefined;
   #ca: CaUpdate | undefined;
   #closed = false;
@@ -100,9 +101,18 @@ export class WatchedCertificates implements CertificateProvider {
     this.#inner.removeCaCertificateListener(this.#onCa);
   }
 
-  /** The certificate currently presented (PEM), if this provider has one. */
-  get certificate(): Buffer | undefined {
-    return this.#identity?.certificate;
+  /** The certificates in use now, as node:tls options (`cert`, `key`, `ca` as given). */
+  current(): { cert?: Buffer; key?: Buffer; ca?: Buffer } {
+    return {
+      ...(this.#identity ? { cert: this.#identity.certificate, key: this.#identity.privateKey } : {}),
+      ...(this.#ca ? { ca: this.#ca.caCertificate } : {}),
+    };
+  }
+
+  /** Calls `listener` after each accepted reload (of any file); returns a function that stops it. */
+  onChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
   }
 
   addIdentityCertificateListener(listener: IdentityListener): void {
@@ -141,6 +151,7 @@ export class WatchedCertificates implements CertificateProvider {
     this.#logger?.info({ file, ...describe(update.certificate) }, "TLS certificate reloaded");
     warnIfNotCurrent(this.#logger, file, update.certificate);
     for (const listener of this.#identityListeners) listener(update);
+    for (const listener of this.#changeListeners) listener();
   };
 
   readonly #onCa = (update: CaUpdate | null): void => {
@@ -159,6 +170,7 @@ export class WatchedCertificates implements CertificateProvider {
     this.#ca = update;
     this.#logger?.info({ file, ...describe(update.caCertificate) }, "TLS CA certificate reloaded");
     for (const listener of this.#caListeners) listener(update);
+    for (const listener of this.#changeListeners) listener();
   };
 }
 

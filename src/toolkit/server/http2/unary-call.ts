@@ -161,11 +161,19 @@ export class UnaryCall implements CallContext {
     );
   }
 
-  /** The stream closed: when the call had not finished, the client cancelled it (RST_STREAM or connection loss). */
+  /**
+   * The stream closed: when the call had not finished, the client cancelled
+   * it (RST_STREAM or connection loss). Past the deadline, that is the
+   * client's own deadline timer racing ours, and the handler learns the cause.
+   */
   closed(): void {
     if (this.state === State.Done) return;
     this.finish();
-    this.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
+    this.abort(
+      this.deadline !== undefined && Date.now() >= this.deadline
+        ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
+        : new RpcError(Code.CANCELLED, "the caller cancelled the call"),
+    );
   }
 
   /** The deadline passed: answer DEADLINE_EXCEEDED and tell the handler to stop. */
