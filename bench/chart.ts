@@ -3,7 +3,7 @@ import type { LoadShape } from "./h2load.js";
 import type { Cell } from "./results.js";
 import type { SystemConfig } from "./systems.js";
 
-const COLORS = ["#9e9e9e", "#e07b39", "#2f6db5", "#5aa05a", "#8e5bb5", "#c44e8a"];
+const COLORS = ["#9e9e9e", "#e07b39", "#2f6db5", "#5aa05a", "#8e5bb5", "#c44e8a", "#2bb0b0", "#b5a02b"];
 const PANEL_W = 560;
 const PANEL_H = 260;
 const MARGIN = { left: 70, top: 40, bottom: 40, right: 20 };
@@ -34,7 +34,7 @@ export function renderChart(
     `<text x="10" y="18" font-size="14" font-weight="bold">${escape(title)}</text>`,
   ];
   configs.forEach((config, i) => {
-    const x = 10 + (i % 3) * 240;
+    const x = 10 + (i % 3) * Math.floor((width - 20) / 3);
     const y = 32 + Math.floor(i / 3) * 18;
     parts.push(`<rect x="${x}" y="${y}" width="12" height="12" fill="${color(i)}"/>`);
     parts.push(`<text x="${x + 16}" y="${y + 10}">${escape(config.label)}</text>`);
@@ -95,7 +95,7 @@ function niceMax(value: number): number {
 }
 
 function tick(value: number): string {
-  return value >= 1000 ? `${(value / 1000).toFixed(value % 1000 === 0 ? 0 : 1)}k` : String(Math.round(value * 100) / 100);
+  return value >= 1000 ? `${Math.round(value / 10) / 100}k` : String(Math.round(value * 100) / 100);
 }
 
 function escape(text: string): string {

@@ -78,16 +78,28 @@ function running(processes: ServerProcess[], portOf: (service: ServiceKind) => n
   };
 }
 
+/** Switchyard's gRPC server engines (`serve --engine`). */
+type Engine = "grpc-js" | "http2";
+
+const engineSuffix = (engine: Engine): string => (engine === "grpc-js" ? "" : `-${engine}`);
+const engineLabel = (engine: Engine): string => (engine === "grpc-js" ? "" : ` (${engine} engine)`);
+const engineArgs = (engine: Engine): string[] => (engine === "grpc-js" ? [] : ["--engine", engine]);
+
 /** Switchyard with both services in one process, on SQLite or PostgreSQL. */
-function switchyardSingle(store: "sqlite" | "postgres"): SystemConfig {
+function switchyardSingle(store: "sqlite" | "postgres", engine: Engine = "grpc-js"): SystemConfig {
   return {
-    name: `switchyard-${store}`,
-    label: `switchyard ${store === "sqlite" ? "SQLite" : "PostgreSQL"}`,
-    description: `switchyard serve: both services in one process, ${store === "sqlite" ? "SQLite (WAL) files" : "PostgreSQL"}; OrderService reaches UserService through the in-process transport.`,
+    name: `switchyard-${store}${engineSuffix(engine)}`,
+    label: `switchyard ${store === "sqlite" ? "SQLite" : "PostgreSQL"}${engineLabel(engine)}`,
+    description: `switchyard serve --engine ${engine}: both services in one process, ${store === "sqlite" ? "SQLite (WAL) files" : "PostgreSQL"}; OrderService reaches UserService through the in-process transport.`,
     needsPostgres: store === "postgres",
     expected: V1_RESPONSES,
     async start(context) {
-      const storeArgs = store === "sqlite" ? ["--data-dir", context.dataDir] : ["--data-dir", context.dataDir, "--database-url", requireUrl(context)];
+      const storeArgs = [
+        ...engineArgs(engine),
+        "--data-dir",
+        context.dataDir,
+        ...(store === "sqlite" ? [] : ["--database-url", requireUrl(context)]),
+      ];
       const server = await start(context, "server", SERVE, (port) => serveArgs(port, storeArgs));
       const system = running([server], () => server.port);
       await seedV1(system);
@@ -97,16 +109,20 @@ function switchyardSingle(store: "sqlite" | "postgres"): SystemConfig {
 }
 
 /** Switchyard with one process per service: OrderService calls UserService over a gRPC channel. */
-function switchyardSplit(store: "sqlite" | "postgres"): SystemConfig {
+function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "grpc-js"): SystemConfig {
   return {
-    name: `switchyard-split-${store}`,
-    label: `switchyard split ${store === "sqlite" ? "SQLite" : "PostgreSQL"}`,
-    description: `switchyard serve --services user and --services order --user-service …: two processes, both pinned to the server core, ${store === "sqlite" ? "SQLite" : "PostgreSQL"}.`,
+    name: `switchyard-split-${store}${engineSuffix(engine)}`,
+    label: `switchyard split ${store === "sqlite" ? "SQLite" : "PostgreSQL"}${engineLabel(engine)}`,
+    description: `switchyard serve --engine ${engine}, --services user and --services order --user-service …: two processes, both pinned to the server core, ${store === "sqlite" ? "SQLite" : "PostgreSQL"}.`,
     needsPostgres: store === "postgres",
     expected: V1_RESPONSES,
     async start(context) {
-      const storeArgs = (dir: string): string[] =>
-        store === "sqlite" ? ["--data-dir", dir] : ["--data-dir", dir, "--database-url", requireUrl(context)];
+      const storeArgs = (dir: string): string[] => [
+        ...engineArgs(engine),
+        "--data-dir",
+        dir,
+        ...(store === "sqlite" ? [] : ["--database-url", requireUrl(context)]),
+      ];
       const user = await start(context, "user", SERVE, (port) =>
         serveArgs(port, ["--services", "user", ...storeArgs(path.join(context.dataDir, "user"))]),
       );
@@ -163,9 +179,15 @@ export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   switchyardSingle("postgres"),
   switchyardSplit("sqlite"),
   switchyardSplit("postgres"),
+  switchyardSingle("sqlite", "http2"),
+  switchyardSingle("postgres", "http2"),
+  switchyardSplit("sqlite", "http2"),
 ];
 
-/** Measured unless --configs says otherwise (split PostgreSQL is opt-in, to keep a full run under ten minutes). */
+/**
+ * Measured unless --configs says otherwise. Split PostgreSQL and the http2
+ * engine's configurations are opt-in, to keep a full run under ten minutes.
+ */
 export const DEFAULT_CONFIGS: readonly string[] = [
   "bare-http2",
   "naive-grpc-js",

@@ -88,21 +88,8 @@ export function addServeCommand(program: Command): void {
         logger.fatal({ err: error }, "could not start");
         process.exit(1);
       });
-      logger.info(
-        {
-          address: `${flags.host}:${app.port}`,
-          services: flags.services,
-          store: app.store,
-          userService: flags.userService ?? (flags.services.includes("order") ? "in-process" : undefined),
-          tls: tls.tls === undefined ? "off" : tls.tls.clientCaFile === undefined ? "tls" : "mtls",
-          ...(tls.userServiceTls === undefined ? {} : { userServiceTls: tls.userServiceTls.certFile === undefined ? "tls" : "mtls" }),
-          metrics: app.metricsPort === undefined ? "off" : `http://${flags.host}:${app.metricsPort}/metrics`,
-          tracing: app.tracing ?? "off",
-          registry: flags.registry ?? "off",
-          ...(app.registrations.length === 0 ? {} : { registered: app.registrations.map((r) => `${r.key} → ${r.address}`) }),
-        },
-        `switchyard listening on ${flags.host}:${app.port}`,
-      );
+      // Signal handlers before the listening line: a supervisor may signal as
+      // soon as it reads that line, and without a handler the signal kills.
       let stopping = false;
       const stop = (signal: NodeJS.Signals): void => {
         if (stopping) {
@@ -124,5 +111,20 @@ export function addServeCommand(program: Command): void {
       };
       process.on("SIGTERM", stop);
       process.on("SIGINT", stop);
+      logger.info(
+        {
+          address: `${flags.host}:${app.port}`,
+          services: flags.services,
+          store: app.store,
+          userService: flags.userService ?? (flags.services.includes("order") ? "in-process" : undefined),
+          tls: tls.tls === undefined ? "off" : tls.tls.clientCaFile === undefined ? "tls" : "mtls",
+          ...(tls.userServiceTls === undefined ? {} : { userServiceTls: tls.userServiceTls.certFile === undefined ? "tls" : "mtls" }),
+          metrics: app.metricsPort === undefined ? "off" : `http://${flags.host}:${app.metricsPort}/metrics`,
+          tracing: app.tracing ?? "off",
+          registry: flags.registry ?? "off",
+          ...(app.registrations.length === 0 ? {} : { registered: app.registrations.map((r) => `${r.key} → ${r.address}`) }),
+        },
+        `switchyard listening on ${flags.host}:${app.port}`,
+      );
     });
 }

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import type { ServerCall, ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
-import { configName, expectCallError, startSystem, type System, type Topology, within } from "../support/system.js";
+import { configName, ENGINES, expectCallError, startSystem, type System, type Topology, within } from "../support/system.js";
 
 /** How long a blocked GetUser waits for its signal before giving up on it. */
 const BLOCK_LIMIT_MS = 5_000;
@@ -91,8 +91,8 @@ function holdGetUser(userId: string): {
 
 const TOPOLOGIES: readonly Topology[] = ["split", "single"];
 
-for (const topology of TOPOLOGIES) {
-  const config = { topology, store: "sqlite" } as const;
+for (const [topology, engine] of TOPOLOGIES.flatMap((t) => ENGINES.map((e) => [t, e] as const))) {
+  const config = { topology, store: "sqlite", engine } as const;
   describe(`deadlines and cancellation reach UserService, ${configName(config)}`, () => {
     let system: System | undefined;
     const sys = (): System => {
@@ -207,13 +207,13 @@ for (const topology of TOPOLOGIES) {
         return next();
       });
       try {
-        const before = Date.now();
+        const callStart = Date.now();
         const call = sys().order.createOrder({ orderId: `order-${randomUUID()}`, userId }, { timeoutMs: 2_000 });
-        const after = Date.now();
+        const callReturned = Date.now();
         await call;
         // The client computed its deadline between these two instants.
-        const earliest = before + 2_000;
-        const latest = after + 2_000;
+        const earliest = callStart + 2_000;
+        const latest = callReturned + 2_000;
         assert.equal(deadlines.length, 1, "GetUser was not called exactly once");
         const seen = deadlines[0];
         assert.ok(seen !== undefined, "UserService's GetUser had no deadline");
@@ -221,7 +221,7 @@ for (const topology of TOPOLOGIES) {
         // the time it reads the request: time spent in transit moves the deadline
         // later. OrderService keeps a margin back (20 ms by default) that absorbs it
         // on an idle machine; beyond that, the transit time itself is allowed.
-        const transit = (enteredAt[0] ?? after) - after;
+        const transit = (enteredAt[0] ?? callReturned) - callReturned;
         const allowed = latest + Math.max(0, transit - DEFAULT_MARGIN_MS);
         t.diagnostic(
           `UserService's deadline is ${latest - seen} to ${earliest - seen} ms before the client's (transit ${transit} ms)`,

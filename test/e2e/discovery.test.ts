@@ -56,7 +56,7 @@ describe("etcd service discovery", () => {
   }
 
   it("registers each hosted service under the prefix with a lease, and a graceful stop removes the keys at once", async (t) => {
-    const server = await serve(t, "user,order");
+    const server = await serve(t, "user,order", ["--advertise-address", "127.0.0.1"]);
     const instances = [...(await instancesOf("user-service")).values(), ...(await instancesOf("order-service")).values()];
     assert.equal(instances.length, 2);
     for (const entry of instances) {

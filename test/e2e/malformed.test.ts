@@ -5,7 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import { UserRequest, UserResponse } from "../../src/gen/service/v1/service.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { decodeStatusDetails, STATUS_DETAILS_KEY } from "../../src/toolkit/rpc/status-details.js";
-import { configName, startSystem, type System, type Topology } from "../support/system.js";
+import { configName, ENGINES, startSystem, type System, type Topology } from "../support/system.js";
 
 /** The outcome of one raw call: the response bytes, or the error. */
 type RawOutcome = { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly error: grpc.ServiceError };
@@ -51,8 +51,8 @@ const GARBAGE: readonly { readonly what: string; readonly bytes: Buffer }[] = [
 
 const TOPOLOGIES: readonly Topology[] = ["single", "split"];
 
-for (const topology of TOPOLOGIES) {
-  const config = { topology, store: "sqlite" } as const;
+for (const [topology, engine] of TOPOLOGIES.flatMap((t) => ENGINES.map((e) => [t, e] as const))) {
+  const config = { topology, store: "sqlite", engine } as const;
   describe(`requests that are not valid protobuf, ${configName(config)}`, () => {
     let system: System | undefined;
     let userChannel: grpc.Client | undefined;

@@ -39,12 +39,14 @@ interface Family {
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const FLOAT = /^(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN)$/;
+/** What Go's strconv.ParseFloat accepts, as the format requires (NaN and Inf in any case: prom-client writes "Nan"). */
+const FLOAT = /^(?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity)|nan)$/i;
 const TYPES: readonly string[] = ["counter", "gauge", "histogram", "summary", "untyped"];
 
 function parseFloatStrict(text: string, where: string): number {
   assert.match(text, FLOAT, `${where}: "${text}" is not a float`);
-  if (text.endsWith("Inf")) return text.startsWith("-") ? -Infinity : Infinity;
+  if (/inf/i.test(text)) return text.startsWith("-") ? -Infinity : Infinity;
+  if (/nan/i.test(text)) return NaN;
   return Number(text);
 }
 

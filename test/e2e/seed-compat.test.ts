@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { configName, startSystem, type System, type Topology } from "../support/system.js";
+import { configName, ENGINES, startSystem, type System, type Topology } from "../support/system.js";
 
 /** The seed's original contract, as its clients have it. */
 const SEED_PROTO = fileURLToPath(new URL("../../contracts/seed/service.proto", import.meta.url));
@@ -52,8 +52,8 @@ function seedClient(service: "UserService" | "OrderService", address: string): S
 
 const TOPOLOGIES: readonly Topology[] = ["single", "split"];
 
-for (const topology of TOPOLOGIES) {
-  const config = { topology, store: "sqlite" } as const;
+for (const [topology, engine] of TOPOLOGIES.flatMap((t) => ENGINES.map((e) => [t, e] as const))) {
+  const config = { topology, store: "sqlite", engine } as const;
   describe(`a client built from the seed's original proto, ${configName(config)}`, () => {
     let system: System | undefined;
     let users: SeedClient | undefined;

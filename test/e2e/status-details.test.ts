@@ -6,7 +6,7 @@ import { BadRequest, ErrorInfo } from "../../src/gen/google/rpc/error_details.js
 import { Status } from "../../src/gen/google/rpc/status.js";
 import { CreateUserRequest, OrderRequest, UserRequest } from "../../src/gen/service/v1/service.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
-import { configName, expectCallError, startSystem, type System, type Topology } from "../support/system.js";
+import { configName, ENGINES, expectCallError, startSystem, type System, type Topology } from "../support/system.js";
 
 const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
 const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";
@@ -74,8 +74,8 @@ function assertNoLeak(text: string): void {
 
 const TOPOLOGIES: readonly Topology[] = ["single", "split"];
 
-for (const topology of TOPOLOGIES) {
-  const config = { topology, store: "sqlite" } as const;
+for (const [topology, engine] of TOPOLOGIES.flatMap((t) => ENGINES.map((e) => [t, e] as const))) {
+  const config = { topology, store: "sqlite", engine } as const;
   describe(`error details on the wire, ${configName(config)}`, () => {
     let system: System | undefined;
     let userChannel: grpc.Client | undefined;

@@ -39,9 +39,18 @@ export interface Exit {
 // Every child still running. Killed when the test file's process exits, whatever
 // happened to the test that started it (t.after covers the normal path).
 const live = new Set<ChildProcess>();
-process.once("exit", () => {
+const killAll = (): void => {
   for (const child of live) child.kill("SIGKILL");
-});
+};
+process.once("exit", killAll);
+// A test file process stopped by a signal (a runner's timeout) runs no "exit"
+// handlers: kill the children first, then die of the same signal.
+for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal);
+  });
+}
 
 /** Spawns `node --import tsx src/cli/main.ts <args>` and collects its output. */
 class CliChild {
@@ -230,7 +239,9 @@ export async function tempDir(t: CleanupScope, prefix = "switchyard-e2e-"): Prom
  * SIGKILLed when the scope ends if it is still running.
  */
 export async function startServer(t: CleanupScope, options: ServeOptions = {}): Promise<ServerProcess> {
-  const dataDir = options.dataDir ?? (await tempDir(t, "switchyard-data-"));
+  // A data dir of our own is removed after the child is gone, by the same clean-up step.
+  const dataDir = options.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), "switchyard-data-")));
+  const ownDataDir = options.dataDir === undefined ? dataDir : undefined;
   const args = [
     "serve",
     "--host",
@@ -249,9 +260,11 @@ export async function startServer(t: CleanupScope, options: ServeOptions = {}): 
   ];
   const child = new CliChild(args);
   t.after(async () => {
-    if (child.hasExited) return;
-    child.kill("SIGKILL");
-    await child.exited.catch(() => undefined);
+    if (!child.hasExited) {
+      child.kill("SIGKILL");
+      await child.exited.catch(() => undefined);
+    }
+    if (ownDataDir !== undefined) await fs.rm(ownDataDir, { recursive: true, force: true });
   });
 
   const waitForLog = (predicate: (line: LogLine) => boolean, what: string, timeoutMs = DEFAULT_START_TIMEOUT_MS) =>

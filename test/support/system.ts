@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startSwitchyard, type Switchyard } from "../../src/app/switchyard.js";
+import { startSwitchyard, type Switchyard, type SwitchyardOptions } from "../../src/app/switchyard.js";
 import { OrderServiceDefinition, UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { type Client, type ClientOptions, createClient } from "../../src/toolkit/client/create-client.js";
 import { createGrpcTransport } from "../../src/toolkit/client/grpc-js-transport.js";
@@ -33,8 +33,9 @@ export const CONFIGURATIONS: readonly SystemConfig[] = [
 ];
 
 /** A readable name for a configuration, for describe blocks. */
-export function configName(config: SystemConfig): string {
-  return `${config.topology} topology on ${config.store}`;
+export function configName(config: SystemConfig & { readonly engine?: Engine }): string {
+  const engine = config.engine === undefined ? "" : `, ${config.engine} engine`;
+  return `${config.topology} topology on ${config.store}${engine}`;
 }
 
 /** Which service's server an interceptor goes on. In the single topology both name the one server. */
@@ -46,7 +47,15 @@ export interface StartSystemOptions extends SystemConfig {
   readonly clientOptions?: ClientOptions;
   /** How long close() lets in-flight calls finish. Default 1 s: tests should not wait for 10. */
   readonly drainTimeoutMs?: number;
+  /** The servers' gRPC engine. Default: startSwitchyard's (grpc-js). */
+  readonly engine?: Engine;
 }
+
+/** A gRPC server implementation startSwitchyard offers. */
+export type Engine = NonNullable<SwitchyardOptions["engine"]>;
+
+/** Every server engine: wire-level behaviour (errors, deadlines, bad bytes) is checked on each. */
+export const ENGINES: readonly Engine[] = ["grpc-js", "http2"];
 
 /** A running system and typed clients to it. */
 export interface System {
@@ -99,9 +108,19 @@ function createHook(): { readonly interceptor: ServerInterceptor; add(intercepto
   };
 }
 
+function engineFromEnvironment(): Engine | undefined {
+  const value = process.env.SWITCHYARD_TEST_ENGINE;
+  if (value === undefined || value === "") return undefined;
+  const engine = ENGINES.find((candidate) => candidate === value);
+  if (engine === undefined) throw new Error(`SWITCHYARD_TEST_ENGINE must be one of ${ENGINES.join(", ")}, not ${value}`);
+  return engine;
+}
+
 /** Starts the system in the given configuration. Every resource it makes is released by close(). */
 export async function startSystem(options: StartSystemOptions): Promise<System> {
   const config: SystemConfig = { topology: options.topology, store: options.store };
+  // SWITCHYARD_TEST_ENGINE=http2 runs suites that do not choose an engine on that one.
+  const engineOverride = options.engine ?? engineFromEnvironment();
   const logger = silentLogger();
   const drainTimeoutMs = options.drainTimeoutMs ?? 1_000;
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -145,6 +164,7 @@ export async function startSystem(options: StartSystemOptions): Promise<System> 
         ...(databaseUrl === undefined ? {} : { databaseUrl }),
         ...(userServiceTarget === undefined ? {} : { userServiceTarget }),
         drainTimeoutMs,
+        ...(engineOverride === undefined ? {} : { engine: engineOverride }),
         interceptors: [hook],
         logger,
       });

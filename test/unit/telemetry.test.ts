@@ -16,7 +16,7 @@ import { createDispatcher } from "../../src/toolkit/server/dispatcher.js";
 import { silentLogger } from "../../src/toolkit/log/logger.js";
 import type { ServerCall } from "../../src/toolkit/server/server-interceptor.js";
 import { defineService } from "../../src/toolkit/server/service-registration.js";
-import { GO_CODE_NAMES } from "../../src/toolkit/telemetry/rpc-metrics.js";
+import { createRpcMetrics, GO_CODE_NAMES } from "../../src/toolkit/telemetry/rpc-metrics.js";
 import { startTelemetry } from "../../src/toolkit/telemetry/telemetry.js";
 import { createTracing, tracesUrl } from "../../src/toolkit/telemetry/tracing.js";
 
@@ -174,6 +174,47 @@ describe("tracing interceptors", () => {
     const response = (await dispatcher.invoke(route, { userId: "u1" }, serverCall().context)) as { name: string };
     const [span] = await finished();
     assert.equal(response.name, span?.spanContext().spanId);
+  });
+});
+
+describe("RPC metrics", () => {
+  it("count calls by method and code and render them in the text format", async () => {
+    const metrics = createRpcMetrics();
+    await metrics.serverInterceptor(serverCall(), async () => "ok");
+    await assert.rejects(metrics.serverInterceptor(serverCall(), () => Promise.reject(new RpcError(Code.NOT_FOUND, "none"))));
+    const inFlight = metrics.serverInterceptor({ ...serverCall(), service: 'odd"service\\' }, () => new Promise(() => undefined));
+    void inFlight;
+    const text = metrics.render();
+    const labels = 'grpc_type="unary",grpc_service="service.UserService",grpc_method="GetUser"';
+    for (const line of [
+      "# TYPE grpc_server_started_total counter",
+      `grpc_server_started_total{${labels}} 2`,
+      `grpc_server_handled_total{${labels},grpc_code="OK"} 1`,
+      `grpc_server_handled_total{${labels},grpc_code="NotFound"} 1`,
+      `grpc_server_msg_received_total{${labels}} 2`,
+      `grpc_server_msg_sent_total{${labels}} 1`,
+      "# TYPE grpc_server_handling_seconds histogram",
+      `grpc_server_handling_seconds_bucket{${labels},le="+Inf"} 2`,
+      `grpc_server_handling_seconds_count{${labels}} 2`,
+      `grpc_server_in_flight_calls{${labels}} 0`,
+      'grpc_server_in_flight_calls{grpc_type="unary",grpc_service="odd\\"service\\\\",grpc_method="GetUser"} 1',
+      "# TYPE grpc_client_handled_total counter",
+    ]) {
+      assert.ok(text.split("\n").includes(line), `missing: ${line}\n${text}`);
+    }
+    assert.ok(text.endsWith("\n"));
+  });
+
+  it("count client calls, including those refused for lack of time", async () => {
+    const metrics = createRpcMetrics();
+    const client = createClient(UserServiceDefinition, recordingTransport(), { interceptors: [metrics.clientInterceptor] });
+    await client.getUser({ userId: "u1" });
+    await assert.rejects(client.getUser({ userId: "u1" }, { timeoutMs: 0 }));
+    const text = metrics.render();
+    const labels = 'grpc_type="unary",grpc_service="service.UserService",grpc_method="GetUser"';
+    assert.ok(text.includes(`grpc_client_handled_total{${labels},grpc_code="OK"} 1\n`), text);
+    assert.ok(text.includes(`grpc_client_handled_total{${labels},grpc_code="DeadlineExceeded"} 1\n`), text);
+    assert.ok(text.includes(`grpc_client_msg_received_total{${labels}} 1\n`), text);
   });
 });
 

@@ -20,9 +20,29 @@ export interface CallContext {
   /**
    * Who the caller proved to be with a client certificate (mTLS): its URI SAN
    * (e.g. `spiffe://switchyard/order-service`), else its DNS SAN. Undefined
-   * without a verified client certificate (plaintext, TLS without mTLS, in process).
+   * without a verified client certificate (plaintext, TLS without mTLS), and
+   * for in-process calls unless the server enforces an access policy (then
+   * they carry the calling service's identity, see toolkit/auth).
    */
   readonly peerIdentity?: string;
+  /**
+   * Who the caller proved to be with a credential sent in the call (e.g. a
+   * verified bearer token), set by an authentication interceptor. Undefined
+   * when the call carried none, or no such interceptor runs.
+   */
+  readonly principal?: Principal;
+}
+
+/** An authenticated caller, as an access policy sees it. */
+export interface Principal {
+  /** Who it is (a token's `sub`). */
+  readonly subject: string;
+  /** Who vouched for it (a token's `iss`), when known. */
+  readonly issuer?: string;
+  /** What it was granted, e.g. `users:read`. */
+  readonly scopes: readonly string[];
+  /** What it is, e.g. `admin`. */
+  readonly roles: readonly string[];
 }
 
 const storage = new AsyncLocalStorage<CallContext>();

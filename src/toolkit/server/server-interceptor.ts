@@ -1,4 +1,4 @@
-import type { CallContext } from "../rpc/call-context.js";
+import { type CallContext, runWithCallContext } from "../rpc/call-context.js";
 
 /** What an interceptor may read about the call it wraps. */
 export interface ServerCall {
@@ -12,9 +12,12 @@ export interface ServerCall {
 
 /**
  * Wraps every handler call (logging, metrics, auth...). Calls `next()` to go on
- * and returns or throws what the caller should see.
+ * and returns or throws what the caller should see. `next(call)` goes on with
+ * a changed call instead (e.g. its context with the authenticated principal or
+ * a shorter deadline): the inner interceptors, the handler and outbound calls
+ * made by the handler see that one.
  */
-export type ServerInterceptor = (call: ServerCall, next: () => Promise<unknown>) => Promise<unknown>;
+export type ServerInterceptor = (call: ServerCall, next: (call?: ServerCall) => Promise<unknown>) => Promise<unknown>;
 
 /** Composes interceptors so the first one listed is the outermost. */
 export function chainInterceptors(
@@ -22,7 +25,11 @@ export function chainInterceptors(
   handler: (call: ServerCall) => Promise<unknown>,
 ): (call: ServerCall) => Promise<unknown> {
   return interceptors.reduceRight<(call: ServerCall) => Promise<unknown>>(
-    (next, interceptor) => (call) => interceptor(call, () => next(call)),
+    (next, interceptor) => (call) =>
+      interceptor(call, (changed) => {
+        if (changed === undefined || changed.context === call.context) return next(changed ?? call);
+        return runWithCallContext(changed.context, () => next(changed));
+      }),
     handler,
   );
 }

@@ -5,6 +5,8 @@ import type { Registry } from "prom-client";
 /** Options for startMetricsServer. */
 export interface MetricsServerOptions {
   readonly registry: Registry;
+  /** More families in the text format, written after the registry's (e.g. the RPC metrics). */
+  readonly render?: () => string;
   /** 0 picks a free port. */
   readonly port: number;
   /** Default `0.0.0.0`. */
@@ -17,9 +19,9 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves `registry` in the Prometheus text format at `GET /metrics`. */
+/** Serves `registry` (and `render`'s text) in the Prometheus text format at `GET /metrics`. */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
-  const { registry } = options;
+  const { registry, render } = options;
   const server = http.createServer((request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     if (path !== "/metrics") {
@@ -30,10 +32,13 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       response.writeHead(405, { allow: "GET, HEAD" }).end();
       return;
     }
-    registry.metrics().then(
-      (body) => response.writeHead(200, { "content-type": registry.contentType }).end(request.method === "HEAD" ? undefined : body),
-      (error: unknown) => response.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`${String(error)}\n`),
-    );
+    registry
+      .metrics()
+      .then((text) => (render === undefined ? text : `${text}\n${render()}`))
+      .then(
+        (body) => response.writeHead(200, { "content-type": registry.contentType }).end(request.method === "HEAD" ? undefined : body),
+        (error: unknown) => response.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`${String(error)}\n`),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

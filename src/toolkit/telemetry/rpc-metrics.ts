@@ -1,14 +1,15 @@
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { ClientInterceptor } from "../client/create-client.js";
 import { Code } from "../rpc/code.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { toCallerError } from "../server/escaped-error.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
 
-/** RED metrics of both sides of every call, as server and client interceptors. */
+/** RED metrics of both sides of every call: interceptors that count, and the text that reports. */
 export interface RpcMetrics {
   readonly serverInterceptor: ServerInterceptor;
   readonly clientInterceptor: ClientInterceptor;
+  /** The families in the Prometheus text format (0.0.4), each ending in a newline. */
+  render(): string;
 }
 
 /**
@@ -35,32 +36,26 @@ export const GO_CODE_NAMES: Readonly<Record<Code, string>> = {
   [Code.UNAUTHENTICATED]: "Unauthenticated",
 };
 
-type MethodLabel = "grpc_type" | "grpc_service" | "grpc_method";
-type HandledLabel = MethodLabel | "grpc_code";
-const METHOD_LABELS: MethodLabel[] = ["grpc_type", "grpc_service", "grpc_method"];
-const HANDLED_LABELS: HandledLabel[] = [...METHOD_LABELS, "grpc_code"];
+/** Prometheus's DefBuckets, which go-grpc-prometheus's handling-time histograms use. */
+export const HANDLING_SECONDS_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** The metrics of one side (server or client), bound to one method's labels on first use. */
-interface SideMetrics {
-  started: Counter<MethodLabel>;
-  handled: Counter<HandledLabel>;
-  received: Counter<MethodLabel>;
-  sent: Counter<MethodLabel>;
-  seconds: Histogram<MethodLabel>;
-  inFlight: Gauge<MethodLabel>;
+/** Everything counted for one method on one side. Plain numbers: a call costs no hashing. */
+interface MethodStats {
+  /** `grpc_type="unary",grpc_service="…",grpc_method="…"`, escaped once. */
+  readonly labels: string;
+  started: number;
+  received: number;
+  sent: number;
+  inFlight: number;
+  /** Finished calls by status code. */
+  readonly handled: Float64Array;
+  /** Non-cumulative counts per bucket of HANDLING_SECONDS_BUCKETS, then one for +Inf. */
+  readonly buckets: Float64Array;
+  seconds: number;
+  count: number;
 }
 
-interface MethodMetrics {
-  started: Counter.Internal;
-  received: Counter.Internal;
-  sent: Counter.Internal;
-  seconds: Histogram.Internal<MethodLabel>;
-  inFlight: Gauge.Internal<MethodLabel>;
-  handled: Map<Code, Counter.Internal>;
-  labels: Record<MethodLabel, string>;
-}
-
-/** Help texts as in go-grpc-prometheus. */
+/** Help texts as in go-grpc-prometheus (the in-flight gauges are ours). */
 const HELP = {
   server: {
     started: "Total number of RPCs started on the server.",
@@ -80,111 +75,135 @@ const HELP = {
   },
 } as const;
 
-function sideMetrics(registry: Registry, side: "server" | "client"): SideMetrics {
-  const help = HELP[side];
-  const registers = [registry];
-  return {
-    started: new Counter({ name: `grpc_${side}_started_total`, help: help.started, labelNames: METHOD_LABELS, registers }),
-    handled: new Counter({ name: `grpc_${side}_handled_total`, help: help.handled, labelNames: HANDLED_LABELS, registers }),
-    received: new Counter({ name: `grpc_${side}_msg_received_total`, help: help.received, labelNames: METHOD_LABELS, registers }),
-    sent: new Counter({ name: `grpc_${side}_msg_sent_total`, help: help.sent, labelNames: METHOD_LABELS, registers }),
-    // prom-client's default buckets are Prometheus's DefBuckets, as go-grpc-prometheus uses.
-    seconds: new Histogram({ name: `grpc_${side}_handling_seconds`, help: help.seconds, labelNames: METHOD_LABELS, registers }),
-    inFlight: new Gauge({ name: `grpc_${side}_in_flight_calls`, help: help.inFlight, labelNames: METHOD_LABELS, registers }),
-  };
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
-/** Binds each method's label values once, so that a call costs no label hashing. */
-function methodCache(metrics: SideMetrics): (service: string, method: string) => MethodMetrics {
-  const cache = new Map<string, MethodMetrics>();
-  return (service, method) => {
-    const key = `${service}/${method}`;
-    let found = cache.get(key);
-    if (found === undefined) {
-      const labels: Record<MethodLabel, string> = { grpc_type: "unary", grpc_service: service, grpc_method: method };
-      found = {
-        started: metrics.started.labels(labels),
-        received: metrics.received.labels(labels),
-        sent: metrics.sent.labels(labels),
-        seconds: metrics.seconds.labels(labels),
-        inFlight: metrics.inFlight.labels(labels),
-        handled: new Map(),
-        labels,
-      };
-      cache.set(key, found);
+/** The methods seen on one side, by service then method. */
+class Side {
+  private readonly services = new Map<string, Map<string, MethodStats>>();
+
+  constructor(private readonly side: "server" | "client") {}
+
+  stats(service: string, method: string): MethodStats {
+    let methods = this.services.get(service);
+    if (methods === undefined) {
+      methods = new Map();
+      this.services.set(service, methods);
     }
-    return found;
-  };
+    let stats = methods.get(method);
+    if (stats === undefined) {
+      stats = {
+        labels: `grpc_type="unary",grpc_service="${escapeLabelValue(service)}",grpc_method="${escapeLabelValue(method)}"`,
+        started: 0,
+        received: 0,
+        sent: 0,
+        inFlight: 0,
+        handled: new Float64Array(17),
+        buckets: new Float64Array(HANDLING_SECONDS_BUCKETS.length + 1),
+        seconds: 0,
+        count: 0,
+      };
+      methods.set(method, stats);
+    }
+    return stats;
+  }
+
+  render(): string {
+    const all = [...this.services.values()].flatMap((methods) => [...methods.values()]);
+    const name = (family: string): string => `grpc_${this.side}_${family}`;
+    const help = HELP[this.side];
+    const lines: string[] = [];
+    const family = (metric: string, type: string, text: string, samples: (stats: MethodStats) => string[]): void => {
+      lines.push(`# HELP ${metric} ${text}`, `# TYPE ${metric} ${type}`);
+      for (const stats of all) lines.push(...samples(stats));
+      lines.push("");
+    };
+    family(name("started_total"), "counter", help.started, (s) => [`${name("started_total")}{${s.labels}} ${s.started}`]);
+    family(name("handled_total"), "counter", help.handled, (s) =>
+      [...s.handled.entries()]
+        .filter(([, count]) => count > 0)
+        .map(([code, count]) => `${name("handled_total")}{${s.labels},grpc_code="${GO_CODE_NAMES[code as Code]}"} ${count}`),
+    );
+    family(name("msg_received_total"), "counter", help.received, (s) => [`${name("msg_received_total")}{${s.labels}} ${s.received}`]);
+    family(name("msg_sent_total"), "counter", help.sent, (s) => [`${name("msg_sent_total")}{${s.labels}} ${s.sent}`]);
+    family(name("handling_seconds"), "histogram", help.seconds, (s) => {
+      const samples: string[] = [];
+      let cumulative = 0;
+      HANDLING_SECONDS_BUCKETS.forEach((bound, i) => {
+        cumulative += s.buckets[i] ?? 0;
+        samples.push(`${name("handling_seconds_bucket")}{${s.labels},le="${bound}"} ${cumulative}`);
+      });
+      samples.push(
+        `${name("handling_seconds_bucket")}{${s.labels},le="+Inf"} ${s.count}`,
+        `${name("handling_seconds_sum")}{${s.labels}} ${s.seconds}`,
+        `${name("handling_seconds_count")}{${s.labels}} ${s.count}`,
+      );
+      return samples;
+    });
+    family(name("in_flight_calls"), "gauge", help.inFlight, (s) => [`${name("in_flight_calls")}{${s.labels}} ${s.inFlight}`]);
+    return lines.join("\n");
+  }
 }
 
-function handledCounter(metrics: SideMetrics, method: MethodMetrics, code: Code): Counter.Internal {
-  let counter = method.handled.get(code);
-  if (counter === undefined) {
-    counter = metrics.handled.labels({ ...method.labels, grpc_code: GO_CODE_NAMES[code] ?? String(code) });
-    method.handled.set(code, counter);
-  }
-  return counter;
+function finish(stats: MethodStats, code: Code, started: number): void {
+  const seconds = (performance.now() - started) / 1000;
+  stats.inFlight -= 1;
+  stats.handled[code] = (stats.handled[code] ?? 0) + 1;
+  let bucket = 0;
+  while (bucket < HANDLING_SECONDS_BUCKETS.length && seconds > (HANDLING_SECONDS_BUCKETS[bucket] ?? Infinity)) bucket++;
+  stats.buckets[bucket] = (stats.buckets[bucket] ?? 0) + 1;
+  stats.seconds += seconds;
+  stats.count += 1;
 }
 
 /**
- * Registers go-grpc-prometheus's server and client metrics (`grpc_server_started_total`,
+ * go-grpc-prometheus's server and client metrics (`grpc_server_started_total`,
  * `grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}`,
  * `grpc_server_handling_seconds`, `grpc_server_msg_received_total`,
  * `grpc_server_msg_sent_total` and the `grpc_client_` ones) plus in-flight
- * gauges, in `registry`, and returns the interceptors that keep them.
+ * gauges. Calls update plain numbers; the text is built only when scraped.
  */
-export function createRpcMetrics(registry: Registry): RpcMetrics {
-  const server = sideMetrics(registry, "server");
-  const client = sideMetrics(registry, "client");
-  const serverMethod = methodCache(server);
-  const clientMethod = methodCache(client);
-
+export function createRpcMetrics(): RpcMetrics {
+  const server = new Side("server");
+  const client = new Side("client");
   return {
     serverInterceptor: (call, next) => {
-      const method = serverMethod(call.service, call.method);
+      const stats = server.stats(call.service, call.method);
       const started = performance.now();
-      method.started.inc();
-      method.received.inc();
-      method.inFlight.inc();
-      const finish = (code: Code): void => {
-        method.inFlight.dec();
-        handledCounter(server, method, code).inc();
-        method.seconds.observe((performance.now() - started) / 1000);
-      };
+      stats.started += 1;
+      stats.received += 1;
+      stats.inFlight += 1;
       return next().then(
         (response) => {
-          method.sent.inc();
-          finish(Code.OK);
+          stats.sent += 1;
+          finish(stats, Code.OK, started);
           return response;
         },
         (error: unknown) => {
-          finish(toCallerError(error).code);
+          finish(stats, toCallerError(error).code, started);
           throw error;
         },
       );
     },
     clientInterceptor: (call, next) => {
-      const method = clientMethod(call.service.fullName, call.method.name);
+      const stats = client.stats(call.service.fullName, call.method.name);
       const started = performance.now();
-      method.started.inc();
-      method.sent.inc();
-      method.inFlight.inc();
-      const finish = (code: Code): void => {
-        method.inFlight.dec();
-        handledCounter(client, method, code).inc();
-        method.seconds.observe((performance.now() - started) / 1000);
-      };
+      stats.started += 1;
+      stats.sent += 1;
+      stats.inFlight += 1;
       return next(call).then(
         (response) => {
-          method.received.inc();
-          finish(Code.OK);
+          stats.received += 1;
+          finish(stats, Code.OK, started);
           return response;
         },
         (error: unknown) => {
-          finish(error instanceof RpcError ? error.code : Code.UNKNOWN);
+          finish(stats, error instanceof RpcError ? error.code : Code.UNKNOWN, started);
           throw error;
         },
       );
     },
+    render: () => `${server.render()}\n${client.render()}`,
   };
 }

@@ -65,10 +65,11 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     ]);
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    const metrics = createRpcMetrics(registry);
+    const metrics = createRpcMetrics();
     try {
       metricsServer = await startMetricsServer({
         registry,
+        render: metrics.render,
         port: options.metricsPort,
         ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
       });

@@ -1,0 +1,10 @@
+import * as grpc from "@grpc/grpc-js";
+import { getUser, startTestServer } from "./support.js";
+const server = await startTestServer("http2");
+const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
+const t = Date.now();
+const r = await getUser(client, "slow", { deadline: new Date(Date.now() + 200) });
+console.log(Date.now() - t, r.ok ? r.value : r.error.code, server.events);
+await new Promise((res) => setTimeout(res, 500));
+console.log(server.events);
+client.close(); await server.close();
