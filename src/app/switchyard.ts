@@ -4,6 +4,9 @@ import { createClient } from "../toolkit/client/create-client.js";
 import { createGrpcTransport } from "../toolkit/client/grpc-js-transport.js";
 import { createInProcessTransport } from "../toolkit/client/in-process-transport.js";
 import type { Transport } from "../toolkit/client/transport.js";
+import { authInterceptor } from "../toolkit/auth/auth-interceptor.js";
+import { asInProcessCaller } from "../toolkit/auth/in-process-caller.js";
+import { loadTokenVerifier, type TokenVerifier, type TokenVerifierFiles } from "../toolkit/auth/token-verifier.js";
 import type { Registration } from "../toolkit/discovery/discovery.js";
 import { etcdChannelOptions } from "../toolkit/discovery/etcd-discovery.js";
 import { parseEtcdUrl } from "../toolkit/discovery/etcd-client.js";
@@ -11,6 +14,7 @@ import { registerInstance } from "../toolkit/discovery/etcd-registration.js";
 import type { Logger } from "../toolkit/log/logger.js";
 import { createRpcServer } from "../toolkit/server/grpc-js-server.js";
 import { createHttp2RpcServer } from "../toolkit/server/http2/http2-server.js";
+import { deadlineCapInterceptor } from "../toolkit/server/deadline-cap.js";
 import { loggingInterceptor } from "../toolkit/server/logging-interceptor.js";
 import type { ServerInterceptor } from "../toolkit/server/server-interceptor.js";
 import { startTelemetry, type Telemetry } from "../toolkit/telemetry/telemetry.js";
@@ -21,6 +25,7 @@ import { createUserServiceDirectory } from "../services/order/transport/user-ser
 import { orderServiceHandlers } from "../services/order/transport/order-service-handlers.js";
 import { createUserUseCases } from "../services/user/domain/user-use-cases.js";
 import { userServiceHandlers } from "../services/user/transport/user-service-handlers.js";
+import { ORDER_SERVICE_IDENTITY, type Profile, switchyardAccessPolicy } from "./access-policy.js";
 import { openStores } from "./open-stores.js";
 
 /** A service Switchyard can host. */
@@ -81,7 +86,34 @@ export interface SwitchyardOptions {
    * Default `grpc-js`.
    */
   readonly engine?: "grpc-js" | "http2";
+  /**
+   * `production` refuses to start without TLS and bearer-token auth (with an
+   * audience), and turns reflection off. Default `development`.
+   */
+  readonly profile?: Profile;
+  /**
+   * Verify callers' bearer tokens (JWT) with these keys and enforce the
+   * access policy (src/app/access-policy.ts) on every call. Default: off,
+   * every caller may call everything (local development).
+   */
+  readonly auth?: TokenVerifierFiles;
+  /** Longest a call may run here; later inbound deadlines are shortened. Default 60 s. */
+  readonly maxDeadlineMs?: number;
+  /** Concurrent calls (HTTP/2 streams) per connection, grpc-js engine. Default 100. */
+  readonly maxConcurrentStreams?: number;
+  /** Largest request metadata (headers) accepted, in bytes, grpc-js engine. Default 16 KiB. */
+  readonly maxMetadataBytes?: number;
   readonly logger: Logger;
+}
+
+/** Why these options may not run in the production profile; undefined when they may. */
+export function productionProblem(options: Pick<SwitchyardOptions, "tls" | "auth">): string | undefined {
+  const missing = [
+    ...(options.tls === undefined ? ["TLS (a certificate and key)"] : []),
+    ...(options.auth === undefined ? ["bearer-token auth (a JWT secret, public key or JWKS)"] : []),
+    ...(options.auth !== undefined && options.auth.audience === undefined ? ["the audience tokens must be issued for"] : []),
+  ];
+  return missing.length === 0 ? undefined : `the production profile needs ${missing.join(", ")}`;
 }
 
 /** A running Switchyard process. */
@@ -95,6 +127,8 @@ export interface Switchyard {
   readonly tracing: string | undefined;
   /** Where this process is registered (empty without a registry). */
   readonly registrations: readonly Registration[];
+  /** What callers must present, for the startup log line: `off`, or what tokens are accepted (never a key). */
+  readonly auth: string;
   /** Health NOT_SERVING, deregister, drain in-flight calls, close channels and stores. */
   close(): Promise<void>;
 }
@@ -116,7 +150,13 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   if (hostsOrder && options.userServiceTarget?.startsWith("etcd:///") && options.registry === undefined) {
     throw new Error(`${options.userServiceTarget} resolves through a registry: pass one (etcd://host:port)`);
   }
+  if (options.profile === "production") {
+    const problem = productionProblem(options);
+    if (problem !== undefined) throw new Error(problem);
+  }
   const registryEndpoints = options.registry === undefined ? undefined : parseEtcdUrl(options.registry);
+  // Keys before certificates and stores: a wrong file fails the start at once.
+  const verifier: TokenVerifier | undefined = options.auth ? await loadTokenVerifier(options.auth) : undefined;
   // Certificates first: a wrong file fails the start before any store opens.
   const serverTls: ServerTls | undefined = options.tls ? await loadServerTls(options.tls, options.logger) : undefined;
   let userTls: ClientTls | undefined;
@@ -152,13 +192,28 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const serverOptions = {
     logger: options.logger,
     // Tracing outermost, so that the call's log line carries its trace id.
-    interceptors: [...telemetry.serverInterceptors, loggingInterceptor(options.logger), ...(options.interceptors ?? [])],
+    // Then the deadline cap, so that everything inside sees the capped deadline,
+    // then authentication and the access policy.
+    interceptors: [
+      ...telemetry.serverInterceptors,
+      loggingInterceptor(options.logger),
+      deadlineCapInterceptor(options.maxDeadlineMs ?? 60_000),
+      ...(verifier ? [authInterceptor({ policy: switchyardAccessPolicy(options.profile), verifier })] : []),
+      ...(options.interceptors ?? []),
+    ],
+    // Reflection bypasses the interceptors, so production does not serve it.
+    reflection: options.profile !== "production",
     ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
   };
   const server =
     options.engine === "http2"
       ? createHttp2RpcServer(serverOptions)
-      : createRpcServer({ ...(serverTls ? { credentials: serverTls.credentials } : {}), ...serverOptions });
+      : createRpcServer({
+          ...(serverTls ? { credentials: serverTls.credentials } : {}),
+          ...(options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: options.maxConcurrentStreams }),
+          ...(options.maxMetadataBytes === undefined ? {} : { maxMetadataBytes: options.maxMetadataBytes }),
+          ...serverOptions,
+        });
   if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
 
   // OrderService reaches UserService through a generated client over one
@@ -177,7 +232,9 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
             ...(options.registry === undefined ? {} : etcdChannelOptions(options.registry)),
           },
         })
-      : createInProcessTransport(server.dispatcher);
+      : // With auth on, in-process calls carry OrderService's identity, as its
+        // client certificate does over the network: the same policy applies.
+        createInProcessTransport(verifier ? asInProcessCaller(server.dispatcher, ORDER_SERVICE_IDENTITY) : server.dispatcher);
     const users = createUserServiceDirectory(
       createClient(UserServiceDefinition, userTransport, { interceptors: telemetry.clientInterceptors }),
     );
@@ -230,6 +287,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
     metricsPort: telemetry.metricsPort,
     tracing: telemetry.tracing,
     registrations,
+    auth: verifier ? `bearer tokens (${verifier.description})` : "off",
     async close() {
       // The drain, in order: health NOT_SERVING, out of the registry (so
       // clients stop picking this instance), then stop accepting and finish

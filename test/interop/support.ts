@@ -25,12 +25,8 @@ export const CREATE_USER = "/service.UserService/CreateUser";
 /** The message of the `unicode` user's error: non-ASCII, '%', and a line break, all of which grpc-message must percent-encode. */
 export const UNICODE_MESSAGE = "naïve café: 100% ünïcödé ✓\nsecond line";
 
-/** What the test handlers noticed, in order. */
-export interface HandlerEvent {
-  readonly userId: string;
-  /** The signal aborted with this code. */
-  readonly aborted: Code;
-}
+/** What the test handlers noticed, in order: a call started, or its signal aborted (with the reason's code). */
+export type HandlerEvent = { readonly userId: string; readonly kind: "started" } | { readonly userId: string; readonly kind: "aborted"; readonly code: Code };
 
 /** A started test server. */
 export interface TestServer {
@@ -40,8 +36,8 @@ export interface TestServer {
   /** `127.0.0.1:<port>` */
   readonly address: string;
   readonly events: HandlerEvent[];
-  /** Resolves at the next event for `userId`. */
-  nextEvent(userId: string): Promise<HandlerEvent>;
+  /** Resolves at the first event of `kind` for `userId` recorded after `since` events (default: any). */
+  nextEvent(userId: string, kind: HandlerEvent["kind"], since?: number): Promise<HandlerEvent>;
   close(): Promise<void>;
 }
 
@@ -66,18 +62,19 @@ export interface TestServerOptions {
  */
 export async function startTestServer(engine: Engine, options: TestServerOptions = {}): Promise<TestServer> {
   const events: HandlerEvent[] = [];
-  const waiters: { userId: string; resolve: (event: HandlerEvent) => void }[] = [];
+  const waiters: { userId: string; kind: HandlerEvent["kind"]; resolve: (event: HandlerEvent) => void }[] = [];
   const record = (event: HandlerEvent): void => {
     events.push(event);
-    for (const waiter of waiters.filter((w) => w.userId === event.userId)) {
+    for (const waiter of waiters.filter((w) => w.userId === event.userId && w.kind === event.kind)) {
       waiters.splice(waiters.indexOf(waiter), 1);
       waiter.resolve(event);
     }
   };
   const watchSignal = (userId: string, context: CallContext): void => {
+    record({ userId, kind: "started" });
     context.signal.addEventListener("abort", () => {
       const reason: unknown = context.signal.reason;
-      record({ userId, aborted: reason instanceof RpcError ? reason.code : Code.UNKNOWN });
+      record({ userId, kind: "aborted", code: reason instanceof RpcError ? reason.code : Code.UNKNOWN });
     });
   };
   const serverOptions = {
@@ -123,10 +120,10 @@ export async function startTestServer(engine: Engine, options: TestServerOptions
     port,
     address: `127.0.0.1:${port}`,
     events,
-    nextEvent: (userId) => {
-      const seen = events.find((event) => event.userId === userId);
+    nextEvent: (userId, kind, since = 0) => {
+      const seen = events.slice(since).find((event) => event.userId === userId && event.kind === kind);
       if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve) => waiters.push({ userId, resolve }));
+      return new Promise((resolve) => waiters.push({ userId, kind, resolve }));
     },
     close: () => server.shutdown(),
   };
@@ -139,8 +136,8 @@ export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly o
 export interface RawCallOptions {
   readonly metadata?: grpc.Metadata;
   readonly deadline?: Date;
-  /** Cancels the call after this many ms. */
-  readonly cancelAfterMs?: number;
+  /** Cancels the call when this settles. */
+  readonly cancelWhen?: Promise<unknown>;
 }
 
 function raw<Req, Res>(
@@ -161,7 +158,7 @@ function raw<Req, Res>(
       options.deadline === undefined ? {} : { deadline: options.deadline },
       (error, value) => resolve(error ? { ok: false, error } : { ok: true, value: value as Res }),
     );
-    if (options.cancelAfterMs !== undefined) setTimeout(() => call.cancel(), options.cancelAfterMs);
+    void options.cancelWhen?.then(() => call.cancel());
   });
 }
 

@@ -75,9 +75,16 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
             );
             return callback(toServiceError(error));
           }
-          dispatcher.invoke(route, request, callContextOf(call, route)).then(
-            (response) => callback(null, response),
-            (error: RpcError) => callback(toServiceError(error)),
+          const { context, finish } = callContextOf(call, route);
+          dispatcher.invoke(route, request, context).then(
+            (response) => {
+              finish();
+              callback(null, response);
+            },
+            (error: RpcError) => {
+              finish();
+              callback(toServiceError(error));
+            },
           );
         };
         implementation[key] = handleUnary as grpc.UntypedHandleCall;
@@ -112,13 +119,26 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   };
 }
 
-function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route): CallContext {
+/**
+ * The call context of a grpc-js call, and `finish` to mark the response sent:
+ * grpc-js emits "cancelled" after every response, which must not read as the
+ * caller giving up.
+ */
+function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route): { context: CallContext; finish(): void } {
   const controller = new AbortController();
-  call.once("cancelled", () => controller.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call")));
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  let finished = false;
+  call.once("cancelled", () => {
+    if (finished) return;
+    controller.abort(
+      Date.now() >= deadlineMs
+        ? new RpcError(Code.DEADLINE_EXCEEDED, "the deadline passed")
+        : new RpcError(Code.CANCELLED, "the caller cancelled the call"),
+    );
+  });
   let metadata: Metadata | undefined;
-  return {
+  const context: CallContext = {
     method: `/${route.service.fullName}/${route.method.name}`,
     deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
     signal: controller.signal,
@@ -131,6 +151,7 @@ function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route
     // Only a certificate verified against the server's client CA gets here.
     peerIdentity: peerIdentityOf(call.getAuthContext().sslPeerCertificate),
   };
+  return { context, finish: () => (finished = true) };
 }
 
 function toServiceError(error: RpcError): Partial<grpc.StatusObject> {
