@@ -7,10 +7,11 @@ import type { MethodDefinition, ServiceDefinition } from "../toolkit/rpc/definit
 import { loadClientTls } from "../toolkit/tls/client-tls.js";
 import { parseMillis, parseTarget } from "./options.js";
 import { CLIENT_TLS_HELP, clientTlsOf, type ClientTlsFlags } from "./tls-options.js";
+import { CALL_TOKEN_HELP, callTokenOf, type CallTokenFlags } from "./auth-options.js";
 
 const SERVICES: readonly ServiceDefinition[] = [UserServiceDefinition, OrderServiceDefinition];
 
-interface CallFlags extends ClientTlsFlags {
+interface CallFlags extends ClientTlsFlags, CallTokenFlags {
   address: string;
   timeout: number;
 }
@@ -33,6 +34,8 @@ export function addCallCommand(program: Command): void {
     .option("--tls-cert <file>", CLIENT_TLS_HELP.tlsCert)
     .option("--tls-key <file>", CLIENT_TLS_HELP.tlsKey)
     .option("--tls-server-name <name>", CLIENT_TLS_HELP.tlsServerName)
+    .option("--token <jwt>", CALL_TOKEN_HELP.token)
+    .option("--token-file <file>", CALL_TOKEN_HELP.tokenFile)
     .action(async (name: string, json: string, flags: CallFlags, command: Command) => {
       const found = findMethod(name);
       if (found === undefined) command.error(`error: unknown method "${name}"; expected one of: ${methodNames().join(", ")}`);
@@ -47,6 +50,7 @@ export function addCallCommand(program: Command): void {
       const unknownFields = unknownKeys(method, body as Record<string, unknown>);
       if (unknownFields.length > 0) command.error(`error: ${method.name} has no field ${unknownFields.join(", ")}`);
 
+      const token = callTokenOf(flags, command);
       const tlsOptions = clientTlsOf(flags, command);
       const tls = tlsOptions && (await loadClientTls(tlsOptions).catch((error: Error) => command.error(`error: ${error.message}`)));
       const transport = createGrpcTransport({ target: flags.address, services: [service], ...(tls ? { credentials: tls.credentials, channelOptions: tls.channelOptions } : {}) });
@@ -54,7 +58,7 @@ export function addCallCommand(program: Command): void {
         const response = await transport.unary(service, method, method.requestType.fromJSON(body), {
           deadline: Date.now() + flags.timeout,
           signal: undefined,
-          metadata: undefined,
+          metadata: token === undefined ? undefined : { authorization: `Bearer ${token}` },
         });
         process.stdout.write(`${JSON.stringify(method.responseType.toJSON(response), null, 2)}\n`);
       } catch (error) {

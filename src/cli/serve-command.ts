@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import { startSwitchyard, type ServiceName } from "../app/switchyard.js";
 import { createLogger } from "../toolkit/log/logger.js";
 import { parseDatabaseUrl, parseLogLevel, parseMillis, parsePort, parseServices, parseTarget } from "./options.js";
+import { collect, parsePositiveInteger, SERVE_AUTH_HELP, serveAuthOf, type ServeAuthFlags } from "./auth-options.js";
 import { SERVE_TLS_HELP, serveTlsOf, type ServeTlsFlags } from "./tls-options.js";
 import {
   parseAdvertiseAddress,
@@ -19,7 +20,7 @@ import {
   type ServeTelemetryFlags,
 } from "./telemetry-options.js";
 
-interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFlags {
+interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFlags, ServeAuthFlags {
   engine: "grpc-js" | "http2";
   port: number;
   host: string;
@@ -63,6 +64,15 @@ export function addServeCommand(program: Command): void {
     .option("--registry <url>", SERVE_REGISTRY_HELP.registry, parseRegistry)
     .option("--advertise-address <host[:port]>", SERVE_REGISTRY_HELP.advertiseAddress, parseAdvertiseAddress)
     .option("--registry-ttl <seconds>", SERVE_REGISTRY_HELP.registryTtl, parseTtlSeconds, 10)
+    .addOption(new Option("--profile <profile>", SERVE_AUTH_HELP.profile).choices(["development", "production"]).default("development"))
+    .option("--jwt-secret-file <file>", SERVE_AUTH_HELP.jwtSecretFile)
+    .option("--jwt-public-key-file <file>", SERVE_AUTH_HELP.jwtPublicKeyFile, collect)
+    .option("--jwks-file <file>", SERVE_AUTH_HELP.jwksFile)
+    .option("--jwt-issuer <iss>", SERVE_AUTH_HELP.jwtIssuer)
+    .option("--jwt-audience <aud>", SERVE_AUTH_HELP.jwtAudience)
+    .option("--max-deadline <ms>", SERVE_AUTH_HELP.maxDeadline, parseMillis, 60_000)
+    .option("--max-concurrent-streams <n>", SERVE_AUTH_HELP.maxConcurrentStreams, parsePositiveInteger, 100)
+    .option("--max-metadata-size <bytes>", SERVE_AUTH_HELP.maxMetadataSize, parsePositiveInteger, 16 * 1024)
     .action(async (flags: ServeFlags, command: Command) => {
       if (flags.services.includes("order") && !flags.services.includes("user") && flags.userService === undefined) {
         command.error("error: --services order needs --user-service <address> (where UserService runs)");
@@ -70,6 +80,7 @@ export function addServeCommand(program: Command): void {
       const tls = serveTlsOf(flags, command);
       const telemetry = serveTelemetryOf(flags, command);
       const registry = serveRegistryOf(flags, command);
+      const access = serveAuthOf(flags, command);
       const logger = createLogger({ level: flags.logLevel });
       const app = await startSwitchyard({
         services: flags.services,
@@ -83,6 +94,7 @@ export function addServeCommand(program: Command): void {
         ...tls,
         ...telemetry,
         ...registry,
+        ...access,
         logger,
       }).catch((error: unknown) => {
         logger.fatal({ err: error }, "could not start");
@@ -122,6 +134,8 @@ export function addServeCommand(program: Command): void {
           metrics: app.metricsPort === undefined ? "off" : `http://${flags.host}:${app.metricsPort}/metrics`,
           tracing: app.tracing ?? "off",
           registry: flags.registry ?? "off",
+          profile: flags.profile,
+          auth: app.auth,
           ...(app.registrations.length === 0 ? {} : { registered: app.registrations.map((r) => `${r.key} → ${r.address}`) }),
         },
         `switchyard listening on ${flags.host}:${app.port}`,

@@ -55,7 +55,7 @@ function assertUsageError(exit: Exit, message: RegExp): void {
   );
 }
 
-describe("switchyard serve: flags", { concurrency: true }, () => {
+describe("switchyard serve: flags", () => {
   it("--help lists every flag and exits 0", async () => {
     const exit = await runCli(["serve", "--help"]);
     assert.equal(exit.code, 0, describeExit(exit));

@@ -18,7 +18,7 @@ import { createGrpcTransport } from "../../src/toolkit/client/grpc-js-transport.
 import type { Transport } from "../../src/toolkit/client/transport.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
-import { pollUntil, runCli, startServer, type CleanupScope, type ServerProcess } from "../support/cli-process.js";
+import { pollUntil, startServer, type CleanupScope, type ServerProcess } from "../support/cli-process.js";
 
 /**
  * A TCP proxy to one port. While holding, the bytes the upstream sends back are
@@ -125,6 +125,9 @@ function getUserCalls(user: ServerProcess): number {
 /**
  * Starts a CreateOrder and resolves once it is certainly in flight inside the
  * order process: UserService has answered its GetUser, and the proxy holds that answer.
+ * The order process gives that GetUser at most 5 s (its client's default
+ * timeout), so what a test does before release() must stay well within that:
+ * no process spawns in between.
  */
 async function startSlowCreateOrder(
   setup: Awaited<ReturnType<typeof startSplitWithProxy>>,
@@ -221,11 +224,6 @@ describe("switchyard serve: graceful shutdown", () => {
       "a call on the existing channel after SIGTERM",
     );
 
-    // A health check from outside is not answered SERVING either (the listener is closed, or it says NOT_SERVING).
-    const check = await runCli(["health", "--address", order.address, "--timeout", "2000"]);
-    assert.notEqual(check.code, 0, `health during the drain: ${check.stdout}${check.stderr}`);
-    assert.notEqual(check.stdout, "SERVING\n");
-
     // Still draining: the process waits for the call in flight.
     assert.equal(order.hasExited, false, `the order process exited while a call was in flight:\n${order.stderr()}`);
     proxy.release();
@@ -237,12 +235,14 @@ describe("switchyard serve: graceful shutdown", () => {
     assert.equal(exit.code, 0, `exit code ${exit.code}, signal ${exit.signal}:\n${exit.stderr}`);
     assert.ok(order.logs().some((line) => line.msg === "stopped"));
     assert.ok(!order.logs().some((line) => line.msg === "drain timeout reached; cancelling calls still in flight"));
-    const finished = order.logs().find(
-      (line) => line.msg === "call finished" && line["method"] === "service.OrderService/CreateOrder" && line["code"] === "OK",
+    const createOrders = order.logs().filter((line) => line.msg === "call finished" && line["method"] === "service.OrderService/CreateOrder");
+    // The warm-up and the drained call; the calls refused during the drain never reached a handler.
+    assert.deepEqual(
+      createOrders.map((line) => line["code"]),
+      ["OK", "OK"],
     );
-    assert.ok(finished);
 
-    // What the drained call wrote is there after a restart on the same data dir.
+    // What the drained call wrote is there after a restart on the same data dir; what was refused is not.
     const again = await startServer(t, { services: "order", userService: setup.user.address, dataDir: order.dataDir });
     const after = clientsFor(t, setup.user.address, again.address);
     const listed = await after.orders.listOrdersByUser({ userId: "ada", limit: 500 });
@@ -262,7 +262,8 @@ describe("switchyard serve: graceful shutdown", () => {
     const exit = await server.stop("SIGTERM", 10_000);
     const tookMs = performance.now() - signalled;
     assert.equal(exit.code, 0, `exit code ${exit.code}, signal ${exit.signal}:\n${exit.stderr}`);
-    assert.ok(tookMs < 3_000, `took ${Math.round(tookMs)} ms to exit with nothing in flight`);
+    // Far below the drain timeout (generous for a loaded machine).
+    assert.ok(tookMs < 8_000, `took ${Math.round(tookMs)} ms to exit with nothing in flight`);
     const messages = server.logs().map((line) => line.msg);
     assert.ok(messages.includes("shutting down: draining calls in flight"));
     assert.ok(messages.includes("stopped"));
@@ -288,7 +289,7 @@ describe("switchyard serve: graceful shutdown", () => {
     // Bounded by the drain timeout, well before the call's own limits (5 s for
     // the GetUser inside it, 60 s for the CreateOrder).
     assert.ok(tookMs >= drainTimeoutMs - 50, `exited after ${Math.round(tookMs)} ms, before the drain timeout`);
-    assert.ok(tookMs < drainTimeoutMs + 2_500, `took ${Math.round(tookMs)} ms to exit with --drain-timeout ${drainTimeoutMs}`);
+    assert.ok(tookMs < drainTimeoutMs + 4_000, `took ${Math.round(tookMs)} ms to exit with --drain-timeout ${drainTimeoutMs}`);
     const warning = setup.order.logs().find((line) => line.msg === "drain timeout reached; cancelling calls still in flight");
     assert.ok(warning, `no drain timeout warning:\n${exit.stderr}`);
     assert.equal(warning["drainTimeoutMs"], drainTimeoutMs);

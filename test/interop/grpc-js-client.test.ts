@@ -114,9 +114,11 @@ for (const engine of ENGINES) {
       await server.nextEvent("slow", "started", since);
       const event = await server.nextEvent("slow", "aborted", since);
       assert.ok(event.kind === "aborted");
-      // grpc-js's server reports a passed deadline as a cancellation.
+      // The client's own deadline timer resets the stream at about the same
+      // time as the server's fires; whichever is first names the cause (and
+      // grpc-js's server calls both a cancellation). test/unit/http2-engine
+      // checks the server's timer alone.
       assert.ok([Code.DEADLINE_EXCEEDED, Code.CANCELLED].includes(event.code), `aborted with ${event.code}`);
-      if (engine === "http2") assert.equal(event.code, Code.DEADLINE_EXCEEDED);
     });
 
     it("aborts the handler's signal when the client cancels", async () => {

@@ -52,7 +52,7 @@ export interface TestServerOptions {
  * - `missing`: NOT_FOUND with reason USER_NOT_FOUND;
  * - `invalid`: INVALID_ARGUMENT with a field violation;
  * - `unicode`: FAILED_PRECONDITION with UNICODE_MESSAGE;
- * - `slow`: waits until its signal aborts (deadline, cancellation, shutdown);
+ * - `slow…`: waits until its signal aborts (deadline, cancellation, shutdown);
  * - `sleep:N`: answers after N ms;
  * - `metadata`: returns the metadata it received as JSON in `name` (bytes as hex);
  * - `deadline`: returns the milliseconds left before its deadline in `email` (`none` without one);
@@ -92,7 +92,7 @@ export async function startTestServer(engine: Engine, options: TestServerOptions
         }
         if (userId === "invalid") throw invalidArgument([{ field: "user_id", description: 'must not be "invalid"' }]);
         if (userId === "unicode") throw new RpcError(Code.FAILED_PRECONDITION, UNICODE_MESSAGE);
-        if (userId === "slow") {
+        if (userId.startsWith("slow")) {
           await new Promise((_, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason)));
         }
         if (userId.startsWith("sleep:")) await new Promise((resolve) => setTimeout(resolve, Number(userId.slice(6))));

@@ -12,10 +12,10 @@ export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The CLI entry point, run from source. */
 export const CLI_MAIN = path.join(REPO_ROOT, "src", "cli", "main.ts");
 
-/** How long a server may take to print its listening line (tsx compiles on first start). */
-const DEFAULT_START_TIMEOUT_MS = 30_000;
+/** How long a server may take to print its listening line (generous: tsx compiles, and CI machines are loaded). */
+const DEFAULT_START_TIMEOUT_MS = 60_000;
 /** How long a one-shot command (`call`, `health`, a rejected `serve`) may run. */
-const DEFAULT_RUN_TIMEOUT_MS = 30_000;
+const DEFAULT_RUN_TIMEOUT_MS = 60_000;
 /** How long a stopped server may take to exit. */
 const DEFAULT_STOP_TIMEOUT_MS = 15_000;
 

@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import type http2 from "node:http2";
 import type { CallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
@@ -17,8 +18,12 @@ export interface RpcServerOptions {
   readonly logger: Logger;
   /** Run around every handler call, first listed outermost. Default none. */
   readonly interceptors?: readonly ServerInterceptor[];
-  /** Largest request accepted, in bytes. Default 4 MiB (gRPC's usual limit). */
+  /** Largest request accepted, in bytes, before and after decompression. Default 4 MiB (gRPC's usual limit). */
   readonly maxReceiveMessageBytes?: number;
+  /** Calls (HTTP/2 streams) one connection may have open at once; more wait. Default 100. */
+  readonly maxConcurrentStreams?: number;
+  /** Largest request metadata (HTTP/2 header list) accepted, in bytes; larger is RESOURCE_EXHAUSTED. Default 16 KiB. */
+  readonly maxMetadataBytes?: number;
   /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
   readonly drainTimeoutMs?: number;
   /** Serve grpc.reflection v1 and v1alpha. Default true. */
@@ -34,7 +39,9 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+    "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 100,
   });
+  limitHeaderListSize(server, options.maxMetadataBytes ?? 16 * 1024);
   const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
   let health: Health | undefined;
 
@@ -152,6 +159,22 @@ function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route
     peerIdentity: peerIdentityOf(call.getAuthContext().sslPeerCertificate),
   };
   return { context, finish: () => (finished = true) };
+}
+
+/**
+ * Makes the server's HTTP/2 sessions refuse request headers (metadata) larger
+ * than `bytes` (SETTINGS_MAX_HEADER_LIST_SIZE, enforced by node:http2: the
+ * stream is reset with ENHANCE_YOUR_CALM, which callers see as
+ * RESOURCE_EXHAUSTED). grpc-js has no option for it (it ignores
+ * grpc.max_metadata_size) but passes `commonServerOptions` to
+ * http2.createServer and createSecureServer; a grpc-js without that field
+ * fails here, loudly, rather than running without the limit.
+ */
+function limitHeaderListSize(server: grpc.Server, bytes: number): void {
+  const internals = server as unknown as { commonServerOptions?: http2.ServerOptions };
+  const common = internals.commonServerOptions;
+  if (common === undefined) throw new Error("@grpc/grpc-js changed: cannot limit the request metadata size (no commonServerOptions)");
+  common.settings = { ...common.settings, maxHeaderListSize: bytes };
 }
 
 function toServiceError(error: RpcError): Partial<grpc.StatusObject> {

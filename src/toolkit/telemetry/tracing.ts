@@ -91,7 +91,8 @@ export function createTracing(options: TracingOptions): Tracing {
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName ?? "switchyard" }),
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
-    spanProcessors: [new BatchSpanProcessor(exporter)],
+    // A collector that does not answer holds up shutdown by at most this long.
+    spanProcessors: [new BatchSpanProcessor(exporter, { exportTimeoutMillis: 10_000 })],
   });
   const tracer = provider.getTracer("switchyard");
   return {
