@@ -14,13 +14,14 @@ import {
 } from "../support/cli-process.js";
 
 function parseJson(text: string, what: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    assert.ok(typeof value === "object" && value !== null && !Array.isArray(value), `${what} is not a JSON object`);
-    return value as Record<string, unknown>;
+    value = JSON.parse(text);
   } catch (error) {
     throw new Error(`${what} is not JSON (${(error as Error).message}):\n${text}`);
   }
+  assert.ok(typeof value === "object" && value !== null && !Array.isArray(value), `${what} is not a JSON object:\n${text}`);
+  return value as Record<string, unknown>;
 }
 
 function describeExit(exit: Exit): string {
@@ -181,6 +182,7 @@ describe("switchyard call and health against a running server", () => {
       ["UserService/GetUser", '["ada"]', /the request must be a JSON object/],
       ["UserService/GetUser", '{"user_id":"ada","nickname":"x"}', /GetUser has no field nickname/],
     ];
+    const callsBefore = server.logs().filter((line) => line.msg === "call finished").length;
     const exits = await Promise.all(cases.map(([method, json]) => runCli(["call", "--address", server.address, method, json])));
     exits.forEach((exit, i) => {
       const [method, json, message] = cases[i] ?? ["", "", /$^/];
@@ -188,8 +190,7 @@ describe("switchyard call and health against a running server", () => {
       assert.match(exit.stderr, /Usage: switchyard call/, `call ${method} ${json}: help of the call command`);
     });
     // None of them reached the server.
-    const calls = server.logs().filter((line) => line.msg === "call finished" && line["method"] === "service.UserService/GetUser");
-    assert.ok(!calls.some((line) => line["code"] === "INVALID_ARGUMENT"));
+    assert.equal(server.logs().filter((line) => line.msg === "call finished").length, callsBefore);
   });
 
   it("health prints SERVING and exits 0, for the server and for each service", async () => {
