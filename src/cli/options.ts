@@ -48,3 +48,9 @@ export function parseLogLevel(value: string): string {
   if (!levels.includes(value)) throw new InvalidArgumentError(`expected one of: ${levels.join(", ")}`);
   return value;
 }
+
+/** `json`, `pretty` or `auto`. */
+export function parseLogFormat(value: string): "json" | "pretty" | "auto" {
+  if (value !== "json" && value !== "pretty" && value !== "auto") throw new InvalidArgumentError("expected json, pretty or auto");
+  return value;
+}

@@ -1,7 +1,7 @@
 import { type Command, Option } from "commander";
 import { startSwitchyard, type ServiceName } from "../app/switchyard.js";
 import { createLogger } from "../toolkit/log/logger.js";
-import { parseDatabaseUrl, parseLogLevel, parseMillis, parsePort, parseServices, parseTarget } from "./options.js";
+import { parseDatabaseUrl, parseLogFormat, parseLogLevel, parseMillis, parsePort, parseServices, parseTarget } from "./options.js";
 import { collect, parsePositiveInteger, SERVE_AUTH_HELP, serveAuthOf, type ServeAuthFlags } from "./auth-options.js";
 import { SERVE_TLS_HELP, serveTlsOf, type ServeTlsFlags } from "./tls-options.js";
 import {
@@ -30,6 +30,7 @@ interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFl
   databaseUrl?: string;
   drainTimeout: number;
   logLevel: string;
+  logFormat: "json" | "pretty" | "auto";
 }
 
 /** `switchyard serve`: hosts the services until SIGTERM or SIGINT, then drains and exits 0. */
@@ -45,6 +46,7 @@ export function addServeCommand(program: Command): void {
     .option("--database-url <url>", "keep data in PostgreSQL (postgres://…) instead of SQLite", parseDatabaseUrl)
     .option("--drain-timeout <ms>", "how long shutdown waits for calls in flight", parseMillis, 10_000)
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", parseLogLevel, "info")
+    .option("--log-format <format>", "json, pretty, or auto (pretty on a terminal)", parseLogFormat, "auto")
     .addOption(
       new Option("--engine <engine>", "gRPC server implementation: grpc-js (@grpc/grpc-js) or http2 (lean node:http2 engine)")
         .choices(["grpc-js", "http2"])
@@ -81,7 +83,8 @@ export function addServeCommand(program: Command): void {
       const telemetry = serveTelemetryOf(flags, command);
       const registry = serveRegistryOf(flags, command);
       const access = serveAuthOf(flags, command);
-      const logger = createLogger({ level: flags.logLevel });
+      const format = flags.logFormat === "auto" ? (process.stderr.isTTY ? "pretty" : "json") : flags.logFormat;
+      const logger = createLogger({ level: flags.logLevel, format });
       const app = await startSwitchyard({
         services: flags.services,
         host: flags.host,

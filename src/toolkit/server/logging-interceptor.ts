@@ -1,13 +1,12 @@
-import { isSpanContextValid, trace } from "@opentelemetry/api";
 import type { Logger } from "../log/logger.js";
 import { Code } from "../rpc/code.js";
 import { toCallerError } from "./escaped-error.js";
 import type { ServerInterceptor } from "./server-interceptor.js";
 
 /**
- * Writes one line per finished call: method, status code, duration and peer,
- * and the trace and span ids when the call is traced (tracing's interceptor
- * must run outside this one).
+ * Writes one line per finished call: method, status code, duration and peer
+ * (the logger adds trace and span ids when tracing's interceptor runs outside
+ * this one).
  */
 export function loggingInterceptor(logger: Logger): ServerInterceptor {
   return async (call, next) => {
@@ -20,7 +19,6 @@ export function loggingInterceptor(logger: Logger): ServerInterceptor {
           code: Code[code],
           durationMs: Math.round((performance.now() - started) * 100) / 100,
           peer: call.context.peer,
-          ...traceIds(),
         },
         "call finished",
       );
@@ -34,11 +32,4 @@ export function loggingInterceptor(logger: Logger): ServerInterceptor {
       throw error;
     }
   };
-}
-
-/** The active span's ids, as `trace_id` and `span_id` (the OpenTelemetry log field names). */
-function traceIds(): { trace_id?: string; span_id?: string } {
-  const spanContext = trace.getActiveSpan()?.spanContext();
-  if (spanContext === undefined || !isSpanContextValid(spanContext)) return {};
-  return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
 }
