@@ -30,6 +30,48 @@ export interface GrpcTransportOptions {
   readonly channelOptions?: grpc.ChannelOptions;
   /** `false` turns retries off. Default: see RetryOptions. */
   readonly retry?: RetryOptions | false;
+  /** `false` turns outlier detection off (plain round robin). Default: see OutlierDetectionOptions. */
+  readonly outlierDetection?: OutlierDetectionOptions | false;
+  /** Hedged reads. Default: none (no method is hedged). */
+  readonly hedging?: HedgingOptions;
+}
+
+/**
+ * Outlier detection (gRFC A50, grpc-js's `outlier_detection` policy around
+ * round_robin): every interval, an endpoint that answered at least
+ * `requestVolume` calls of which more than `failurePercentage` % failed is
+ * ejected (no new calls) for `baseEjectionTimeMs` × the number of times in a
+ * row it was ejected (capped at maxEjectionTimeMs), then probed with calls again.
+ * Any non-OK status counts as a failure, DEADLINE_EXCEEDED of a silent peer included.
+ */
+export interface OutlierDetectionOptions {
+  /** How often the counts are judged. Default 1000 ms. */
+  readonly intervalMs?: number;
+  /** Default 5000 ms. */
+  readonly baseEjectionTimeMs?: number;
+  /** Default 30000 ms. */
+  readonly maxEjectionTimeMs?: number;
+  /** Default 50. */
+  readonly failurePercentage?: number;
+  /** Calls in an interval below which an endpoint is not judged. Default 10. */
+  readonly requestVolume?: number;
+  /** Most endpoints ejected at once, in percent of them (one may always be). Default 50. */
+  readonly maxEjectionPercent?: number;
+}
+
+/**
+ * Hedging (gRFC A6) for reads: a copy of the call goes out after each
+ * `delayMs` without an answer, up to `maxAttempts` in all; the first answer
+ * wins and the others are cancelled. Only for methods the proto marks
+ * NO_SIDE_EFFECTS. Spends the same retry budget as retries.
+ */
+export interface HedgingOptions {
+  /** Method names as in the proto, e.g. `GetUser`. */
+  readonly methods: readonly string[];
+  /** Default 2. */
+  readonly maxAttempts?: number;
+  /** Default 100 ms. */
+  readonly delayMs?: number;
 }
 
 /**
@@ -42,7 +84,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
   installDiscoveryResolvers();
   const channel = new grpc.Client(options.target, options.credentials ?? grpc.credentials.createInsecure(), {
     ...options.channelOptions,
-    "grpc.service_config": JSON.stringify(serviceConfig(options.services, options.retry ?? {})),
+    "grpc.service_config": JSON.stringify(serviceConfig(options)),
     // grpc-go servers reject pings more often than every 5 minutes (too_many_pings).
     "grpc.keepalive_time_ms": 300_000,
     "grpc.keepalive_timeout_ms": 20_000,
@@ -88,33 +130,85 @@ function toClientError(path: string, error: grpc.ServiceError): ClientError {
   return new ClientError(path, code, error.details, { ...details, cause: error });
 }
 
-function serviceConfig(services: readonly ServiceDefinition[], retry: RetryOptions | false): object {
-  const idempotent = services.flatMap((service) =>
+/** The channel's service config: load balancing, then retries or hedging per method, and the retry budget. */
+export function serviceConfig(options: Pick<GrpcTransportOptions, "services" | "retry" | "outlierDetection" | "hedging">): object {
+  const retry = options.retry ?? {};
+  const hedged = new Set(options.hedging?.methods ?? []);
+  const idempotent = options.services.flatMap((service) =>
     Object.values(service.methods)
       .filter(isIdempotent)
-      .map((method) => ({ service: service.fullName, method: method.name })),
+      .map((method) => ({ service: service.fullName, method: method.name, readOnly: method.options.idempotencyLevel === "NO_SIDE_EFFECTS" })),
   );
+  for (const name of hedged) {
+    const method = idempotent.find((candidate) => candidate.method === name);
+    if (method === undefined || !method.readOnly) {
+      throw new Error(`cannot hedge ${name}: only methods the proto marks NO_SIDE_EFFECTS may be hedged`);
+    }
+  }
   // Every target's endpoints (from etcd, a static list or DNS) share the
   // calls round-robin, one connection per endpoint; a failing endpoint is
-  // skipped until it reconnects.
-  const loadBalancingConfig = [{ round_robin: {} }];
-  if (retry === false || idempotent.length === 0) return { loadBalancingConfig };
+  // skipped until it reconnects, and one that answers with failures (or not
+  // at all) is ejected by outlier detection and probed back later.
+  const loadBalancingConfig = [
+    options.outlierDetection === false ? { round_robin: {} } : { outlier_detection: outlierDetectionConfig(options.outlierDetection ?? {}) },
+  ];
+  const methodConfig: object[] = [];
+  const retried = idempotent.filter((method) => !hedged.has(method.method));
+  if (retry !== false && retried.length > 0) {
+    methodConfig.push({
+      name: retried.map(({ service, method }) => ({ service, method })),
+      retryPolicy: {
+        maxAttempts: retry.maxAttempts ?? 4,
+        initialBackoff: seconds(retry.initialBackoffMs ?? 100),
+        maxBackoff: seconds(retry.maxBackoffMs ?? 1000),
+        backoffMultiplier: retry.backoffMultiplier ?? 2,
+        retryableStatusCodes: ["UNAVAILABLE"],
+      },
+    });
+  }
+  if (options.hedging !== undefined && hedged.size > 0) {
+    methodConfig.push({
+      name: idempotent.filter((method) => hedged.has(method.method)).map(({ service, method }) => ({ service, method })),
+      hedgingPolicy: {
+        maxAttempts: options.hedging.maxAttempts ?? 2,
+        hedgingDelay: seconds(options.hedging.delayMs ?? 100),
+        nonFatalStatusCodes: ["UNAVAILABLE"],
+      },
+    });
+  }
+  if (methodConfig.length === 0) return { loadBalancingConfig };
   return {
     loadBalancingConfig,
-    methodConfig: [
-      {
-        name: idempotent,
-        retryPolicy: {
-          maxAttempts: retry.maxAttempts ?? 4,
-          initialBackoff: `${(retry.initialBackoffMs ?? 100) / 1000}s`,
-          maxBackoff: `${(retry.maxBackoffMs ?? 1000) / 1000}s`,
-          backoffMultiplier: retry.backoffMultiplier ?? 2,
-          retryableStatusCodes: ["UNAVAILABLE"],
-        },
-      },
-    ],
+    methodConfig,
     // A retry budget: when more than half the tokens are spent by failures,
-    // retries stop, so a dead dependency does not get a retry storm.
+    // retries (and hedges) stop, so a dead dependency does not get a retry storm.
     retryThrottling: { maxTokens: 10, tokenRatio: 0.1 },
   };
+}
+
+/** grpc-js's outlier_detection config: snake_case, durations as {seconds, nanos}, wrapping round_robin. */
+function outlierDetectionConfig(options: OutlierDetectionOptions): object {
+  return {
+    interval: duration(options.intervalMs ?? 1_000),
+    base_ejection_time: duration(options.baseEjectionTimeMs ?? 5_000),
+    max_ejection_time: duration(options.maxEjectionTimeMs ?? 30_000),
+    max_ejection_percent: options.maxEjectionPercent ?? 50,
+    failure_percentage_ejection: {
+      threshold: options.failurePercentage ?? 50,
+      enforcement_percentage: 100,
+      // Judged with as few as two endpoints (grpc-js's default, 5, would never eject among 2–4 replicas).
+      minimum_hosts: 2,
+      request_volume: options.requestVolume ?? 10,
+    },
+    child_policy: [{ round_robin: {} }],
+  };
+}
+
+function duration(ms: number): { seconds: number; nanos: number } {
+  return { seconds: Math.floor(ms / 1000), nanos: Math.round(ms % 1000) * 1_000_000 };
+}
+
+/** A service-config duration string, e.g. `0.1s`. */
+function seconds(ms: number): string {
+  return `${ms / 1000}s`;
 }

@@ -13,6 +13,8 @@ export interface LoggerOptions {
    * lines for a person at a terminal. Default `json`.
    */
   readonly format?: "json" | "pretty";
+  /** Where JSON lines go instead of standard error (tests read them here). */
+  readonly destination?: NodeJS.WritableStream;
 }
 
 /**
@@ -24,7 +26,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const destination =
     options.format === "pretty"
       ? pretty({ destination: 2, sync: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" })
-      : pino.destination(2);
+      : (options.destination ?? pino.destination(2));
   return pino(
     { level: options.level ?? "info", base: undefined, timestamp: pino.stdTimeFunctions.isoTime, mixin: traceFields },
     destination,
