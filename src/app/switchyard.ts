@@ -15,6 +15,7 @@ import type { Logger } from "../toolkit/log/logger.js";
 import { createRpcServer } from "../toolkit/server/grpc-js-server.js";
 import { createHttp2RpcServer } from "../toolkit/server/http2/http2-server.js";
 import { deadlineCapInterceptor } from "../toolkit/server/deadline-cap.js";
+import { loadSheddingInterceptor } from "../toolkit/server/load-shedding.js";
 import { loggingInterceptor } from "../toolkit/server/logging-interceptor.js";
 import type { ServerInterceptor } from "../toolkit/server/server-interceptor.js";
 import { startTelemetry, type Telemetry } from "../toolkit/telemetry/telemetry.js";
@@ -99,6 +100,11 @@ export interface SwitchyardOptions {
   readonly auth?: TokenVerifierFiles;
   /** Longest a call may run here; later inbound deadlines are shortened. Default 60 s. */
   readonly maxDeadlineMs?: number;
+  /**
+   * Calls this server works on at once, over all connections; beyond that a
+   * call is answered at once with RESOURCE_EXHAUSTED (load shedding). Default 1000.
+   */
+  readonly maxConcurrentCalls?: number;
   /** Concurrent calls (HTTP/2 streams) per connection, grpc-js engine. Default 100. */
   readonly maxConcurrentStreams?: number;
   /** Largest request metadata (headers) accepted, in bytes, grpc-js engine. Default 16 KiB. */
@@ -155,6 +161,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
     if (problem !== undefined) throw new Error(problem);
   }
   const registryEndpoints = options.registry === undefined ? undefined : parseEtcdUrl(options.registry);
+  const shedLoad = loadSheddingInterceptor(options.maxConcurrentCalls ?? 1_000);
   // Keys before certificates and stores: a wrong file fails the start at once.
   const verifier: TokenVerifier | undefined = options.auth ? await loadTokenVerifier(options.auth) : undefined;
   // Certificates first: a wrong file fails the start before any store opens.
@@ -192,11 +199,13 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   const serverOptions = {
     logger: options.logger,
     // Tracing outermost, so that the call's log line carries its trace id.
-    // Then the deadline cap, so that everything inside sees the capped deadline,
+    // Then load shedding, then the deadline cap, so that everything inside sees the capped deadline,
     // then authentication and the access policy.
     interceptors: [
       ...telemetry.serverInterceptors,
       loggingInterceptor(options.logger),
+      // Shed load before any work is done for the call (logged and counted all the same).
+      shedLoad,
       deadlineCapInterceptor(options.maxDeadlineMs ?? 60_000),
       ...(verifier ? [authInterceptor({ policy: switchyardAccessPolicy(options.profile), verifier })] : []),
       ...(options.interceptors ?? []),

@@ -29,6 +29,7 @@ interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFl
   userService?: string;
   databaseUrl?: string;
   drainTimeout: number;
+  maxConcurrentCalls: number;
   logLevel: string;
   logFormat: "json" | "pretty" | "auto";
 }
@@ -73,6 +74,12 @@ export function addServeCommand(program: Command): void {
     .option("--jwt-issuer <iss>", SERVE_AUTH_HELP.jwtIssuer)
     .option("--jwt-audience <aud>", SERVE_AUTH_HELP.jwtAudience)
     .option("--max-deadline <ms>", SERVE_AUTH_HELP.maxDeadline, parseMillis, 60_000)
+    .option(
+      "--max-concurrent-calls <n>",
+      "calls this process works on at once, over all connections; more are refused at once with RESOURCE_EXHAUSTED (load shedding)",
+      parsePositiveInteger,
+      1_000,
+    )
     .option("--max-concurrent-streams <n>", SERVE_AUTH_HELP.maxConcurrentStreams, parsePositiveInteger, 100)
     .option("--max-metadata-size <bytes>", SERVE_AUTH_HELP.maxMetadataSize, parsePositiveInteger, 16 * 1024)
     .action(async (flags: ServeFlags, command: Command) => {
@@ -93,6 +100,7 @@ export function addServeCommand(program: Command): void {
         ...(flags.databaseUrl === undefined ? {} : { databaseUrl: flags.databaseUrl }),
         ...(flags.userService === undefined ? {} : { userServiceTarget: flags.userService }),
         drainTimeoutMs: flags.drainTimeout,
+        maxConcurrentCalls: flags.maxConcurrentCalls,
         engine: flags.engine,
         ...tls,
         ...telemetry,

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from "jose";
+import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWTPayload, type KeyObject, SignJWT } from "jose";
 
 export const AUDIENCE = "switchyard";
 export const ISSUER = "https://issuer.test";
@@ -52,7 +52,7 @@ export interface TokenClaims {
 }
 
 /** Signs a token with `key` (a secret for HS256, else a private key) and `alg`. */
-export async function signToken(key: Uint8Array | CryptoKey, alg: string, claims: TokenClaims = {}, kid?: string): Promise<string> {
+export async function signToken(key: Uint8Array | CryptoKey | KeyObject, alg: string, claims: TokenClaims = {}, kid?: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const payload: JWTPayload = {
     ...(claims.scope === undefined ? {} : { scope: claims.scope }),
