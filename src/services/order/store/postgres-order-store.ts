@@ -23,22 +23,30 @@ const LIST_ORDERS_FOR_USER = "switchyard_list_orders_for_user";
 export async function openPostgresOrderStore(pool: PostgresPool): Promise<OrderStore> {
   await migratePostgres(pool, ORDER_MIGRATIONS);
 
+  const select = async (orderId: string): Promise<Order | undefined> => {
+    const result = await pool.query<OrderRow>({
+      name: SELECT_ORDER,
+      text: `SELECT ${COLUMNS} FROM orders WHERE order_id = $1`,
+      values: [orderId],
+    });
+    const row = result.rows[0];
+    return row === undefined ? undefined : toOrder(row);
+  };
+
   return {
     async insertIfAbsent(order) {
+      // Read first: a replayed request then costs one read, not a write.
+      const existing = await select(order.id);
+      if (existing !== undefined) return existing;
       // Two statements, not one CTE: see postgres-user-store.ts.
       await pool.query({
         name: INSERT_ORDER,
         text: `INSERT INTO orders (${COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING`,
         values: [order.id, order.userId, order.status, order.createdAt],
       });
-      const result = await pool.query<OrderRow>({
-        name: SELECT_ORDER,
-        text: `SELECT ${COLUMNS} FROM orders WHERE order_id = $1`,
-        values: [order.id],
-      });
-      const row = result.rows[0];
-      if (row === undefined) throw new Error("order vanished right after insert");
-      return toOrder(row);
+      const stored = await select(order.id);
+      if (stored === undefined) throw new Error("order vanished right after insert");
+      return stored;
     },
     async listForUser(userId, limit) {
       const result = await pool.query<OrderRow>({

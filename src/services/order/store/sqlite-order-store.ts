@@ -26,6 +26,9 @@ export function openSqliteOrderStore(db: SqliteDatabase): OrderStore {
 
   return {
     async insertIfAbsent(order) {
+      // Read first: a replayed request then costs no write (and no fsync).
+      const existing = select.get(order.id);
+      if (existing !== undefined) return toOrder(existing);
       insert.run(order.id, order.userId, order.status, order.createdAt);
       const row = select.get(order.id);
       if (row === undefined) throw new Error("order vanished right after insert");

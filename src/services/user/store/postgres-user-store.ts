@@ -31,6 +31,9 @@ export async function openPostgresUserStore(pool: PostgresPool): Promise<UserSto
   return {
     find,
     async insertIfAbsent(user) {
+      // Read first: a replayed request then costs one read, not a write.
+      const existing = await find(user.id);
+      if (existing !== undefined) return existing;
       // Two statements, not one CTE: on conflict with a row committed after the
       // statement began, a CTE's snapshot would not see that row. A fresh
       // statement does (DO NOTHING waits for the other insert to commit).

@@ -28,6 +28,9 @@ export function openSqliteUserStore(db: SqliteDatabase): UserStore {
       return find(id);
     },
     async insertIfAbsent(user) {
+      // Read first: a replayed request then costs no write (and no fsync).
+      const existing = find(user.id);
+      if (existing !== undefined) return existing;
       insert.run(user.id, user.name, user.email);
       const stored = find(user.id);
       if (stored === undefined) throw new Error("user vanished right after insert");
