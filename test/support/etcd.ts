@@ -19,9 +19,9 @@ export interface EtcdScope {
 
 /** A running (or stopped, between stop() and start()) single-member etcd. */
 export interface EtcdServer {
-  /** `127.0.0.1:<port>`, for etcd clients. */
+  /** `<host>:<port>` (127.0.0.1 unless another host was given), for etcd clients. */
   readonly endpoint: string;
-  /** `etcd://127.0.0.1:<port>`, for `--registry`. */
+  /** `etcd://<host>:<port>`, for `--registry`. */
   readonly url: string;
   readonly dataDir: string;
   readonly running: boolean;
@@ -31,12 +31,21 @@ export interface EtcdServer {
   start(options?: { readonly wipe?: boolean }): Promise<void>;
 }
 
+/** Where etcd runs; the default is this host, on 127.0.0.1. */
+export interface EtcdOptions {
+  /** The address it listens on (clients and peer). Default `127.0.0.1`. */
+  readonly host?: string;
+  /** A command that runs etcd elsewhere, e.g. `["ip", "netns", "exec", "<namespace>"]` (it must exec etcd, keeping its pid). */
+  readonly prefix?: readonly string[];
+}
+
 /** Starts etcd; fails with an actionable message when the binary is missing or it does not become healthy. */
-export async function startEtcd(scope: EtcdScope): Promise<EtcdServer> {
+export async function startEtcd(scope: EtcdScope, options: EtcdOptions = {}): Promise<EtcdServer> {
   const dataRoot = await fs.mkdtemp(path.join(os.tmpdir(), "switchyard-etcd-"));
   const dataDir = path.join(dataRoot, "data");
   const [clientPort, peerPort] = await freePorts(2);
-  const endpoint = `127.0.0.1:${clientPort}`;
+  const host = options.host ?? "127.0.0.1";
+  const endpoint = `${host}:${clientPort}`;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let output = "";
@@ -44,16 +53,18 @@ export async function startEtcd(scope: EtcdScope): Promise<EtcdServer> {
   const start = async (): Promise<void> => {
     if (child) throw new Error("etcd is already running");
     output = "";
+    const [command = ETCD_BINARY, ...prefixArgs] = [...(options.prefix ?? []), ETCD_BINARY];
     const spawned = spawn(
-      ETCD_BINARY,
+      command,
       [
+        ...prefixArgs,
         "--name=switchyard-test",
         `--data-dir=${dataDir}`,
         `--listen-client-urls=http://${endpoint}`,
         `--advertise-client-urls=http://${endpoint}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=switchyard-test=http://127.0.0.1:${peerPort}`,
+        `--listen-peer-urls=http://${host}:${peerPort}`,
+        `--initial-advertise-peer-urls=http://${host}:${peerPort}`,
+        `--initial-cluster=switchyard-test=http://${host}:${peerPort}`,
         "--logger=zap",
         "--log-level=warn",
       ],

@@ -110,6 +110,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     },
     async shutdown() {
       health?.setAllNotServing();
+      health?.endWatches();
       dispatcher.draining = true;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -4,7 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Code, isCode } from "../../rpc/code.js";
 import { MessageReader, ProtocolError } from "./message-reader.js";
 import { formatPeer, MAX_TIMER_MS, parseGrpcTimeout } from "./protocol.js";
-import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js";
+import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders, stopReading } from "./response.js";
 
 /**
  * Lets packages written for @grpc/grpc-js's `Server.addService` (the
@@ -253,7 +253,7 @@ export class AdaptedCall extends EventEmitter {
     }
     stream.once("wantTrailers", () => stream.sendTrailers(trailers));
     stream.end();
-    // The client may still be sending (a bidi call ended early): read and drop the rest.
-    stream.resume();
+    // The client may still be sending (a bidi call ended early).
+    stopReading(stream);
   }
 }

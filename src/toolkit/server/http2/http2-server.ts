@@ -106,6 +106,7 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     shutdown() {
       stopping ??= (async () => {
         health?.setAllNotServing();
+        health?.endWatches();
         dispatcher.draining = true;
         const closed = new Promise<void>((resolve) => (listening ? server.close(() => resolve()) : resolve()));
         // GOAWAY: clients send no new calls on these connections, and each

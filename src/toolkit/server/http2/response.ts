@@ -1,9 +1,11 @@
-import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import type { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
 import { encodeStatusDetails, STATUS_DETAILS_KEY } from "../../rpc/status-details.js";
 import { ProtocolError } from "./message-reader.js";
 import { encodeBinaryHeader, encodeGrpcMessage } from "./protocol.js";
+
+const { NGHTTP2_NO_ERROR } = constants;
 
 /** Response headers of every call that sends messages. */
 export const RESPONSE_HEADERS: OutgoingHttpHeaders = Object.freeze({ ":status": 200, "content-type": "application/grpc" });
@@ -42,13 +44,22 @@ export function errorHeaders(error: RpcError): OutgoingHttpHeaders {
 /**
  * A trailers-only response: HTTP 200, content-type and the status in one
  * HEADERS frame with END_STREAM. Used for every error raised before any
- * message was sent. What is left of the request is read and dropped, so the
- * stream can close.
+ * message was sent.
  */
 export function sendTrailersOnly(stream: ServerHttp2Stream, status: OutgoingHttpHeaders): void {
   if (stream.destroyed || stream.headersSent) return;
   stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, { endStream: true });
-  stream.resume();
+  stopReading(stream);
+}
+
+/**
+ * After a complete response, when the client has not finished sending:
+ * RST_STREAM with NO_ERROR once the response is out, which asks it to stop
+ * without error (RFC 9113 §8.1, as grpc-go does) and frees the stream now
+ * rather than when the client is done.
+ */
+export function stopReading(stream: ServerHttp2Stream): void {
+  if (!stream.readableEnded && !stream.endAfterHeaders) stream.close(NGHTTP2_NO_ERROR);
 }
 
 /** Answers an error as a trailers-only response. */
@@ -60,7 +71,7 @@ export function sendError(stream: ServerHttp2Stream, error: RpcError): void {
 export function sendHttpError(stream: ServerHttp2Stream, status: number, headers: OutgoingHttpHeaders = {}): void {
   if (stream.destroyed || stream.headersSent) return;
   stream.respond({ ":status": status, ...headers }, { endStream: true });
-  stream.resume();
+  stopReading(stream);
 }
 
 /** An RpcError with status details, for errors the engine raises itself. */

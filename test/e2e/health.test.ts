@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
+import { startSwitchyard } from "../../src/app/switchyard.js";
+import { silentLogger } from "../../src/toolkit/log/logger.js";
+import { ENGINES } from "../support/system.js";
+
+for (const engine of ENGINES) {
+  describe(`health during shutdown on the ${engine} engine`, () => {
+    it("tells a watcher NOT_SERVING once, then ends its stream instead of holding the drain open", async () => {
+      const dataDir = await mkdtemp(path.join(tmpdir(), "switchyard-health-"));
+      const app = await startSwitchyard({
+        services: ["user", "order"],
+        host: "127.0.0.1",
+        port: 0,
+        dataDir,
+        engine,
+        drainTimeoutMs: 20_000,
+        logger: silentLogger(),
+      });
+      const Health = grpc.makeGenericClientConstructor(healthService, "Health");
+      const client = new Health(`127.0.0.1:${app.port}`, grpc.credentials.createInsecure());
+      const watch = healthService["Watch"];
+      assert.ok(watch);
+      try {
+        const statuses: string[] = [];
+        const stream = client.makeServerStreamRequest(
+          watch.path,
+          watch.requestSerialize,
+          watch.responseDeserialize,
+          { service: "" },
+          new grpc.Metadata(),
+          {},
+        );
+        const ended = new Promise<void>((resolve) => {
+          stream.on("error", () => resolve());
+          stream.on("end", () => resolve());
+        });
+        const first = new Promise<void>((resolve) =>
+          stream.on("data", (message: { status?: unknown }) => {
+            statuses.push(String(message.status));
+            resolve();
+          }),
+        );
+        await first;
+        const started = Date.now();
+        await app.close();
+        await ended;
+        assert.ok(Date.now() - started < 5_000, `shutdown took ${Date.now() - started} ms with a watcher open`);
+        assert.deepEqual(statuses, ["SERVING", "NOT_SERVING"]);
+      } finally {
+        client.close();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+}

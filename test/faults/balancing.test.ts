@@ -1,0 +1,219 @@
+// The client channel's resilience settings, on loopback: outlier detection
+// ejects a replica that answers with failures and probes it back; hedging
+// sends a second copy of a slow read; the service config grpc-js is given.
+import assert from "node:assert/strict";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { describe, it, type TestContext } from "node:test";
+import { startSwitchyard } from "../../src/app/switchyard.js";
+import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
+import { createClient } from "../../src/toolkit/client/create-client.js";
+import { createGrpcTransport, type GrpcTransportOptions, serviceConfig } from "../../src/toolkit/client/grpc-js-transport.js";
+import { silentLogger } from "../../src/toolkit/log/logger.js";
+import { Code } from "../../src/toolkit/rpc/code.js";
+import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
+import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
+
+/** A UserService replica in this process whose GetUser the test can break or slow down. */
+interface Replica {
+  readonly address: string;
+  /** GetUser calls that reached it. */
+  calls: number;
+  /** When set, GetUser fails with INTERNAL (a replica with a broken store, still accepting connections). */
+  broken: boolean;
+  /** `grpc-previous-rpc-attempts` of each GetUser it saw (0 when absent). */
+  readonly previousAttempts: number[];
+  /** When set, a first attempt (no `grpc-previous-rpc-attempts`) waits this long, or until cancelled. */
+  slowFirstAttemptMs: number;
+  /** First attempts that saw their caller give up while waiting. */
+  cancelledFirstAttempts: number;
+}
+
+async function replica(t: TestContext): Promise<Replica> {
+  const state: Omit<Replica, "address"> = { calls: 0, broken: false, previousAttempts: [], slowFirstAttemptMs: 0, cancelledFirstAttempts: 0 };
+  const fault: ServerInterceptor = async (call, next) => {
+    if (call.method !== "GetUser") return next();
+    state.calls++;
+    const previous = Number(call.context.metadata["grpc-previous-rpc-attempts"] ?? 0);
+    state.previousAttempts.push(previous);
+    if (state.broken) throw new RpcError(Code.INTERNAL, "the store is broken");
+    if (state.slowFirstAttemptMs > 0 && previous === 0) {
+      const signal = call.context.signal;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, state.slowFirstAttemptMs);
+        signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          state.cancelledFirstAttempts++;
+          resolve();
+        });
+      });
+      signal.throwIfAborted();
+    }
+    return next();
+  };
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "switchyard-balancing-"));
+  const app = await startSwitchyard({
+    services: ["user"],
+    host: "127.0.0.1",
+    port: 0,
+    dataDir,
+    drainTimeoutMs: 200,
+    interceptors: [fault],
+    logger: silentLogger(),
+  });
+  t.after(async () => {
+    await app.close();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+  const result = Object.assign(state, { address: `127.0.0.1:${app.port}` });
+  const transport = createGrpcTransport({ target: result.address, services: [UserServiceDefinition] });
+  await createClient(UserServiceDefinition, transport).createUser({ userId: "u-1", name: "Ada", email: "ada@example.com" });
+  transport.close();
+  return result;
+}
+
+function clientTo(t: TestContext, replicas: readonly Replica[], options: Partial<GrpcTransportOptions>) {
+  const transport = createGrpcTransport({
+    target: `static:///${replicas.map((r) => r.address).join(",")}`,
+    services: [UserServiceDefinition],
+    ...options,
+  });
+  t.after(() => transport.close());
+  return createClient(UserServiceDefinition, transport);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("client channel resilience", () => {
+  it("service config: outlier_detection around round_robin, retries for idempotent methods, hedging only for reads", () => {
+    const config = serviceConfig({ services: [UserServiceDefinition], hedging: { methods: ["GetUser"], delayMs: 50 } }) as {
+      loadBalancingConfig: Array<Record<string, { child_policy?: unknown; failure_percentage_ejection?: { minimum_hosts: number } }>>;
+      methodConfig: Array<{ name: Array<{ method: string }>; retryPolicy?: unknown; hedgingPolicy?: { hedgingDelay: string } }>;
+      retryThrottling: unknown;
+    };
+    const outlier = config.loadBalancingConfig[0]?.["outlier_detection"];
+    assert.ok(outlier, JSON.stringify(config.loadBalancingConfig));
+    assert.deepEqual(outlier.child_policy, [{ round_robin: {} }]);
+    assert.equal(outlier.failure_percentage_ejection?.minimum_hosts, 2);
+    const retried = config.methodConfig.find((entry) => entry.retryPolicy !== undefined);
+    const hedged = config.methodConfig.find((entry) => entry.hedgingPolicy !== undefined);
+    assert.deepEqual(retried?.name.map((name) => name.method), ["CreateUser"]);
+    assert.deepEqual(hedged?.name.map((name) => name.method), ["GetUser"]);
+    assert.equal(hedged?.hedgingPolicy?.hedgingDelay, "0.05s");
+    assert.ok(config.retryThrottling);
+
+    assert.deepEqual(serviceConfig({ services: [UserServiceDefinition], outlierDetection: false, retry: false }), {
+      loadBalancingConfig: [{ round_robin: {} }],
+    });
+    assert.throws(
+      () => serviceConfig({ services: [UserServiceDefinition], hedging: { methods: ["CreateUser"] } }),
+      /cannot hedge CreateUser: only methods the proto marks NO_SIDE_EFFECTS/,
+    );
+  });
+
+  it("outlier detection ejects a replica that answers with failures, and probes it back once it is healthy", async (t) => {
+    const [a, b] = await Promise.all([replica(t), replica(t)]);
+    assert.ok(a && b);
+    const users = clientTo(t, [a, b], {
+      retry: false,
+      outlierDetection: { intervalMs: 200, baseEjectionTimeMs: 1_500, requestVolume: 5 },
+    });
+    let failures = 0;
+    const run = async (ms: number): Promise<{ calls: number; failed: number; onA: number; onB: number }> => {
+      const before = { failures, a: a.calls, b: b.calls };
+      const until = performance.now() + ms;
+      let calls = 0;
+      while (performance.now() < until) {
+        calls++;
+        await users.getUser({ userId: "u-1" }, { timeoutMs: 2_000 }).catch(() => failures++);
+        await sleep(5);
+      }
+      return { calls, failed: failures - before.failures, onA: a.calls - before.a, onB: b.calls - before.b };
+    };
+
+    const healthy = await run(400);
+    t.diagnostic(`healthy: ${JSON.stringify(healthy)}`);
+    assert.equal(healthy.failed, 0);
+    assert.ok(healthy.onA > 0 && healthy.onB > 0, "both replicas serve");
+
+    a.broken = true;
+    const brokenAt = performance.now();
+    let lastFailureAt = brokenAt;
+    const detecting = await (async () => {
+      const result = { calls: 0, failed: 0 };
+      while (performance.now() - brokenAt < 800) {
+        result.calls++;
+        await users.getUser({ userId: "u-1" }, { timeoutMs: 2_000 }).catch(() => {
+          result.failed++;
+          lastFailureAt = performance.now();
+        });
+        await sleep(5);
+      }
+      return result;
+    })();
+    t.diagnostic(
+      `A broken: ${detecting.failed} of ${detecting.calls} calls failed; last failure ${Math.round(lastFailureAt - brokenAt)} ms after`,
+    );
+    assert.ok(detecting.failed > 0, "the broken replica was called before it was ejected");
+    assert.ok(lastFailureAt - brokenAt < 600, "ejected within a few intervals");
+    const ejected = await run(500);
+    t.diagnostic(`A ejected: ${JSON.stringify(ejected)}`);
+    assert.equal(ejected.failed, 0, "no call goes to the ejected replica");
+    assert.equal(ejected.onA, 0);
+
+    a.broken = false;
+    const repairedAt = performance.now();
+    let backAfterMs: number | undefined;
+    const aBefore = a.calls;
+    while (performance.now() - repairedAt < 4_000) {
+      await users.getUser({ userId: "u-1" }, { timeoutMs: 2_000 });
+      if (a.calls > aBefore) {
+        backAfterMs = performance.now() - repairedAt;
+        break;
+      }
+      await sleep(5);
+    }
+    t.diagnostic(`A repaired: called again ${backAfterMs === undefined ? "never" : `${Math.round(backAfterMs)} ms`} later`);
+    assert.ok(backAfterMs !== undefined, "the repaired replica is probed back within the ejection time");
+    const back = await run(400);
+    t.diagnostic(`A back: ${JSON.stringify(back)}`);
+    assert.equal(back.failed, 0);
+    assert.ok(back.onA > 0 && back.onB > 0, "both replicas serve again");
+  });
+
+  it("without outlier detection, a replica that answers with failures keeps getting its share", async (t) => {
+    const [a, b] = await Promise.all([replica(t), replica(t)]);
+    assert.ok(a && b);
+    const users = clientTo(t, [a, b], { retry: false, outlierDetection: false });
+    await users.getUser({ userId: "u-1" });
+    a.broken = true;
+    let failed = 0;
+    for (let i = 0; i < 100; i++) await users.getUser({ userId: "u-1" }).catch(() => failed++);
+    assert.ok(failed >= 40 && failed <= 60, `${failed} of 100 failed`);
+  });
+
+  it("hedging: a read that gets no answer within the hedging delay is sent again, the first answer wins, the slow copy is cancelled", async (t) => {
+    const [a, b] = await Promise.all([replica(t), replica(t)]);
+    assert.ok(a && b);
+    const users = clientTo(t, [a, b], { hedging: { methods: ["GetUser"], delayMs: 50, maxAttempts: 2 } });
+    await users.getUser({ userId: "u-1" });
+    a.slowFirstAttemptMs = b.slowFirstAttemptMs = 3_000;
+    const durations: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const started = performance.now();
+      const user = await users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 });
+      durations.push(performance.now() - started);
+      assert.equal(user.name, "Ada");
+    }
+    const slowest = Math.max(...durations);
+    t.diagnostic(`hedged GetUser: ${durations.map((d) => Math.round(d)).join(", ")} ms (first attempts held 3 s)`);
+    assert.ok(slowest < 1_000, `every call answered by its hedge (slowest ${Math.round(slowest)} ms)`);
+    const hedges = [...a.previousAttempts, ...b.previousAttempts].filter((previous) => previous === 1).length;
+    assert.ok(hedges >= 10, `each call sent a hedge marked grpc-previous-rpc-attempts: 1 (${hedges})`);
+    // The losing first attempts were cancelled, not left running.
+    const deadline = performance.now() + 2_000;
+    while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 10 && performance.now() < deadline) await sleep(20);
+    assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 10);
+  });
+});
