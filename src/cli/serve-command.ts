@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { startSwitchyard, type ServiceName } from "../app/switchyard.js";
+import type { ServiceName } from "../app/switchyard.js";
 import { createLogger } from "../toolkit/log/logger.js";
 import { parseDatabaseUrl, parseLogFormat, parseLogLevel, parseMillis, parsePort, parseServices, parseTarget } from "./options.js";
 import { collect, parsePositiveInteger, SERVE_AUTH_HELP, serveAuthOf, type ServeAuthFlags } from "./auth-options.js";
@@ -92,6 +92,9 @@ export function addServeCommand(program: Command): void {
       const access = serveAuthOf(flags, command);
       const format = flags.logFormat === "auto" ? (process.stderr.isTTY ? "pretty" : "json") : flags.logFormat;
       const logger = createLogger({ level: flags.logLevel, format });
+      // Loaded here, not at the top: `call`, `health` and `--help` then start
+      // without the stores, drivers and telemetry they never use.
+      const { startSwitchyard } = await import("../app/switchyard.js");
       const app = await startSwitchyard({
         services: flags.services,
         host: flags.host,

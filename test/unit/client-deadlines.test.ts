@@ -82,3 +82,22 @@ describe("client deadlines", () => {
     assert.equal(transport.calls[0]?.signal?.aborted, true);
   });
 });
+
+describe("client deadlines under a generous inbound deadline", () => {
+  it("follow the inbound deadline even when it is later than the default timeout", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport, { defaultTimeoutMs: 1_000, deadlineMarginMs: 20 });
+    const inbound = Date.now() + 60_000;
+    await runWithCallContext(inboundContext(inbound), () => client.getUser({ userId: "u1" }));
+    assert.equal(transport.calls[0]?.deadline, inbound - 20);
+  });
+
+  it("give a call inside a handler without a deadline the default timeout", async () => {
+    const transport = recordingTransport();
+    const client = createClient(UserServiceDefinition, transport, { defaultTimeoutMs: 1_000 });
+    const before = Date.now();
+    await runWithCallContext(inboundContext(undefined), () => client.getUser({ userId: "u1" }));
+    const deadline = transport.calls[0]?.deadline ?? 0;
+    assert.ok(deadline >= before + 1_000 && deadline <= Date.now() + 1_000);
+  });
+});

@@ -7,7 +7,7 @@ import type { Transport, TransportCallOptions } from "./transport.js";
 
 /** Options of one call. */
 export interface CallOptions {
-  /** Time allowed for this call. Default: the client's `defaultTimeoutMs`. */
+  /** Time allowed for this call; never extends an inbound deadline. Default: the inbound deadline, else `defaultTimeoutMs`. */
   readonly timeoutMs?: number;
   /** Cancels the call when aborted. */
   readonly signal?: AbortSignal;
@@ -16,7 +16,7 @@ export interface CallOptions {
 
 /** Options for createClient. */
 export interface ClientOptions {
-  /** Deadline of a call made outside any inbound call. Default 5000 ms. */
+  /** Deadline of a call made with no inbound deadline above it. Default 5000 ms. */
   readonly defaultTimeoutMs?: number;
   /**
    * Time kept back from an inbound deadline, so that the handler still has
@@ -79,8 +79,11 @@ export function createClient<S extends ServiceDefinition>(
     const path = `/${definition.fullName}/${method.name}`;
     client[key] = (request, callOptions = {}) => {
       const inbound = currentCallContext();
-      let deadline = Date.now() + (callOptions.timeoutMs ?? defaultTimeoutMs);
-      if (inbound?.deadline !== undefined) deadline = Math.min(deadline, inbound.deadline - marginMs);
+      // The inbound caller's budget governs; the default applies only to a
+      // call with no deadline above it, and an explicit timeout can only shorten.
+      const now = Date.now();
+      let deadline = inbound?.deadline !== undefined ? inbound.deadline - marginMs : now + defaultTimeoutMs;
+      if (callOptions.timeoutMs !== undefined) deadline = Math.min(deadline, now + callOptions.timeoutMs);
       const signal = combineSignals(callOptions.signal, inbound?.signal);
       return send({ service: definition, method, path, request, options: { deadline, signal, metadata: callOptions.metadata } });
     };

@@ -251,9 +251,11 @@ export class AdaptedCall extends EventEmitter {
       sendTrailersOnly(stream, trailers);
       return;
     }
-    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.once("wantTrailers", () => {
+      stream.sendTrailers(trailers);
+      // The client may still be sending (a bidi call ended early).
+      stopReading(stream);
+    });
     stream.end();
-    // The client may still be sending (a bidi call ended early).
-    stopReading(stream);
   }
 }

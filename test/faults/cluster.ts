@@ -1,0 +1,312 @@
+// Helpers of the fault-injection suite: Switchyard servers on network-namespace
+// hosts, their Prometheus counters, a steady load that records every outcome,
+// and a TCP forwarder that lets the hosts reach the machine's PostgreSQL.
+import http from "node:http";
+import net from "node:net";
+import { CLI_MAIN, REPO_ROOT } from "../support/cli-process.js";
+import type { Host, HostProcess, NetworkScope } from "../support/netns.js";
+import { ClientError } from "../../src/toolkit/rpc/client-error.js";
+import { Code } from "../../src/toolkit/rpc/code.js";
+
+/** The gRPC port every server listens on, each on its own host's address. */
+export const SERVE_PORT = 50051;
+/** The Prometheus port every server serves on. */
+export const METRICS_PORT = 9464;
+
+/** A `switchyard serve` on a host that can be stopped and started again with the same flags. */
+export interface ServerOnHost {
+  readonly host: Host;
+  /** `<ip>:50051`. */
+  readonly address: string;
+  /** The running process (the latest one after a restart). */
+  readonly process: HostProcess;
+  /** The etcd keys its listening line reported. */
+  readonly keys: readonly string[];
+  /** Starts it (again) and waits for its listening line. */
+  start(): Promise<void>;
+  /** Stops the running process (SIGTERM drains; SIGKILL is a crash). */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * `switchyard serve --host <ip> --port 50051 --metrics-port 9464 <args>` on a
+ * host, started. Per-call log lines are neither kept nor parsed (a few
+ * hundred a second under load); everything else is.
+ */
+export async function serveOn(host: Host, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ServerOnHost> {
+  let current: HostProcess | undefined;
+  let keys: readonly string[] = [];
+  const server: ServerOnHost = {
+    host,
+    address: `${host.ip}:${SERVE_PORT}`,
+    get process() {
+      if (current === undefined) throw new Error(`${host.name} was never started`);
+      return current;
+    },
+    get keys() {
+      return keys;
+    },
+    async start() {
+      if (current !== undefined && !current.hasExited) throw new Error(`${host.name} is running already`);
+      const child = host.spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          CLI_MAIN,
+          "serve",
+          "--host",
+          host.ip,
+          "--port",
+          String(SERVE_PORT),
+          "--metrics-port",
+          String(METRICS_PORT),
+          "--log-level",
+          "info",
+          ...args,
+        ],
+        { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, dropLines: /"msg":"call finished"/ },
+      );
+      current = child;
+      const listening = await child.waitForLog(
+        (line) => typeof line.msg === "string" && line.msg.startsWith("switchyard listening"),
+        "switchyard listening",
+        90_000,
+      );
+      const registered = listening["registered"];
+      keys = Array.isArray(registered) ? registered.map((entry) => String(entry).split(" → ")[0] ?? "") : [];
+    },
+    async stop(signal = "SIGTERM") {
+      await current?.stop(signal);
+    },
+  };
+  await server.start();
+  return server;
+}
+
+/** The sum of a Prometheus counter's series whose labels include `labels`. */
+export async function counter(host: Host, name: string, labels: Readonly<Record<string, string>>): Promise<number> {
+  const text = await get(`http://${host.ip}:${METRICS_PORT}/metrics`);
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labelText = /\{(.*)\}/.exec(line)?.[1] ?? "";
+    if (Object.entries(labels).every(([key, value]) => labelText.includes(`${key}="${value}"`))) {
+      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+  }
+  return sum;
+}
+
+/** Calls of a method a server has started (attempts, retries included), from grpc_server_started_total. */
+export function startedCalls(host: Host, method: string): Promise<number> {
+  return counter(host, "grpc_server_started_total", { grpc_method: method });
+}
+
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { agent: false, timeout: 5_000 }, (response) => {
+      let body = "";
+      response.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+      response.on("end", () => resolve(body));
+    });
+    request.on("timeout", () => request.destroy(new Error(`GET ${url} timed out`)));
+    request.on("error", reject);
+  });
+}
+
+/** One call the load made. Times are epoch ms (comparable with other processes' clocks). */
+export interface CallRecord {
+  /** The idempotency key (CreateOrder's order_id). */
+  readonly id: string;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** 0 (OK) or the failure's status code; -1 for an error that is not a status. */
+  readonly code: number;
+}
+
+/** Counts of a set of records. */
+export interface Summary {
+  readonly calls: number;
+  readonly ok: number;
+  readonly failed: number;
+  /** Failures by status name. */
+  readonly codes: Readonly<Record<string, number>>;
+  /** Milliseconds, of all the calls. */
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** Summarises records (e.g. those of one window). */
+export function summarize(records: readonly CallRecord[]): Summary {
+  const codes: Record<string, number> = {};
+  for (const record of records) {
+    if (record.code === 0) continue;
+    const name = Code[record.code] ?? String(record.code);
+    codes[name] = (codes[name] ?? 0) + 1;
+  }
+  const latencies = records.map((record) => record.endedAt - record.startedAt).sort((a, b) => a - b);
+  const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  const ok = records.filter((record) => record.code === 0).length;
+  return { calls: records.length, ok, failed: records.length - ok, codes, p50: at(0.5), p99: at(0.99), max: latencies.at(-1) ?? 0 };
+}
+
+/** Options of a steady load. */
+export interface LoadOptions {
+  /** Calls started per second (open loop: a slow answer does not slow the load down). */
+  readonly rate: number;
+  /** Prefix of the ids (`<prefix>-<n>`). */
+  readonly prefix: string;
+  /** Most calls in flight; beyond that a due call is counted in `skipped` instead of started. Default 2000. */
+  readonly maxInFlight?: number;
+  /**
+   * Send a failed id again (the same idempotency key) after this many ms, until
+   * it succeeds — what a client that wants its order placed does. Default: never.
+   */
+  readonly resendAfterMs?: number;
+}
+
+/** A steady load of calls, each recorded with its outcome. */
+export interface Load {
+  readonly records: readonly CallRecord[];
+  /** Due calls not started because maxInFlight were in flight. */
+  readonly skipped: number;
+  readonly inFlight: number;
+  /** Ids started (each counted once, however often it was sent). */
+  readonly ids: ReadonlySet<string>;
+  /** Ids that succeeded at least once. */
+  readonly acknowledged: ReadonlySet<string>;
+  /** Records started in [from, to) (epoch ms). */
+  between(from: number, to?: number): CallRecord[];
+  /** Stops starting new ids; with resending, waits up to `timeoutMs` until every id is acknowledged. Then waits for the calls in flight. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Starts calling `call(id)` `rate` times a second. */
+export function startLoad(call: (id: string) => Promise<unknown>, options: LoadOptions): Load {
+  const records: CallRecord[] = [];
+  const ids = new Set<string>();
+  const acknowledged = new Set<string>();
+  const pending = new Set<Promise<void>>();
+  const resendTimers = new Set<NodeJS.Timeout>();
+  const maxInFlight = options.maxInFlight ?? 2_000;
+  let issued = 0;
+  let skipped = 0;
+  let stopping = false;
+  const startedAt = performance.now();
+
+  const send = (id: string): void => {
+    if (pending.size >= maxInFlight) {
+      skipped++;
+      if (options.resendAfterMs !== undefined) scheduleResend(id);
+      return;
+    }
+    const started = Date.now();
+    const done = call(id).then(
+      () => 0,
+      (error: unknown) => (error instanceof ClientError ? error.code : -1),
+    );
+    const settled = done.then((code) => {
+      records.push({ id, startedAt: started, endedAt: Date.now(), code });
+      if (code === 0) acknowledged.add(id);
+      else if (options.resendAfterMs !== undefined) scheduleResend(id);
+    });
+    pending.add(settled);
+    void settled.finally(() => pending.delete(settled));
+  };
+  const scheduleResend = (id: string): void => {
+    const timer = setTimeout(() => {
+      resendTimers.delete(timer);
+      send(id);
+    }, options.resendAfterMs);
+    resendTimers.add(timer);
+  };
+  const ticker = setInterval(() => {
+    if (stopping) return;
+    const due = Math.floor(((performance.now() - startedAt) / 1000) * options.rate);
+    while (issued < due) {
+      issued++;
+      const id = `${options.prefix}-${issued}`;
+      ids.add(id);
+      send(id);
+    }
+  }, 5);
+
+  return {
+    records,
+    ids,
+    acknowledged,
+    get skipped() {
+      return skipped;
+    },
+    get inFlight() {
+      return pending.size;
+    },
+    between: (from, to = Number.POSITIVE_INFINITY) => records.filter((record) => record.startedAt >= from && record.startedAt < to),
+    async stop(timeoutMs = 0) {
+      stopping = true;
+      clearInterval(ticker);
+      const deadline = Date.now() + timeoutMs;
+      while (options.resendAfterMs !== undefined && acknowledged.size < ids.size && Date.now() < deadline) {
+        await sleep(50);
+      }
+      for (const timer of resendTimers) clearTimeout(timer);
+      resendTimers.clear();
+      while (pending.size > 0) await Promise.all([...pending]);
+    },
+  };
+}
+
+/** Forwards TCP connections from `listenHost` (a port it picks) to `target`, e.g. the hosts to 127.0.0.1:5432. */
+export async function forwardTcp(
+  scope: NetworkScope,
+  listenHost: string,
+  target: { readonly host: string; readonly port: number },
+): Promise<{ readonly port: number }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(target.port, target.host);
+    sockets.add(inbound).add(outbound);
+    const close = (): void => {
+      inbound.destroy();
+      outbound.destroy();
+      sockets.delete(inbound);
+      sockets.delete(outbound);
+    };
+    inbound.on("error", close).on("close", close);
+    outbound.on("error", close).on("close", close);
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, listenHost, resolve));
+  scope.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return { port: (server.address() as net.AddressInfo).port };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `probe` until it returns a value (not undefined); rejects after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? ` (${lastError.message})` : ""}`);
+    }
+    await sleep(intervalMs);
+  }
+}
