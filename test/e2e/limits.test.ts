@@ -104,17 +104,19 @@ describe("limits of the grpc-js engine", { concurrency: false }, () => {
     scope.after(() => session.destroy());
     const chunk = Buffer.alloc(MiB, 0x61);
     let sent = 0;
+    let sentWhenAnswered: number | undefined;
     const { result, riseMiB } = await peakRssRiseMiB(() =>
       rawCall(session, GET_USER, async (stream) => {
+        stream.once("response", () => (sentWhenAnswered = sent));
         const prefix = Buffer.alloc(5);
         prefix.writeUInt32BE(1024 * MiB - 1, 1);
         if (!(await writeChunk(stream, prefix))) return;
-        // Keeps sending (up to 256 MiB) until the server gives up on the stream.
-        while (sent < 256 * MiB && (await writeChunk(stream, chunk))) sent += chunk.length;
+        // Keeps sending (up to 256 MiB) until the server answers.
+        while (sent < 256 * MiB && sentWhenAnswered === undefined && (await writeChunk(stream, chunk))) sent += chunk.length;
       }),
     );
     assert.equal(result.grpcStatus, Code.RESOURCE_EXHAUSTED, JSON.stringify({ ...result, body: undefined }));
-    assert.ok(sent < 256 * MiB, `the server read all ${sent / MiB} MiB of an oversized message`);
+    assert.ok(sentWhenAnswered !== undefined && sentWhenAnswered < 64 * MiB, `answered after ${sentWhenAnswered} bytes`);
     assert.ok(riseMiB < 96, `memory rose by ${riseMiB.toFixed(0)} MiB`);
     await stillServes(channel);
   });
@@ -153,9 +155,7 @@ describe("limits of the grpc-js engine", { concurrency: false }, () => {
   it("advertises at most 100 concurrent streams per connection", async () => {
     const session = await connectH2(server.port);
     scope.after(() => session.destroy());
-    const settings = session.remoteSettings.maxConcurrentStreams === undefined || session.remoteSettings.maxConcurrentStreams > 100_000
-      ? await new Promise<http2.Settings>((resolve) => session.once("remoteSettings", resolve))
-      : session.remoteSettings;
+    const settings = session.remoteSettings;
     assert.equal(settings.maxConcurrentStreams, 100);
     assert.equal(settings.maxHeaderListSize, 16 * 1024);
   });
@@ -258,7 +258,9 @@ describe("the deadline cap", { concurrency: true }, () => {
     assert.equal(codeOf(outcome), "DEADLINE_EXCEEDED");
     const entry = seen.slice(before).find((candidate) => candidate.deadline !== undefined);
     assert.ok(entry, "the handler did not run");
-    assert.ok(entry.deadline !== undefined && Math.abs(entry.deadline - clientDeadline) < 200, `deadline ${entry.deadline} vs the client's ${clientDeadline}`);
+    // Its own 300 ms (as the server computed it from grpc-timeout), not the 700 ms cap.
+    assert.ok(entry.deadline !== undefined && entry.deadline - entry.started <= 350, `deadline ${entry.deadline}, started ${entry.started}`);
+    assert.ok(Math.abs(entry.deadline - clientDeadline) < 2_000, `deadline ${entry.deadline} vs the client's ${clientDeadline}`);
   });
 });
 

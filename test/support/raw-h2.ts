@@ -24,13 +24,18 @@ export function grpcFrame(message: Uint8Array, compressed = false): Buffer {
   return frame;
 }
 
-/** Opens a plaintext HTTP/2 session (h2c, prior knowledge) to 127.0.0.1:port. Errors are swallowed: tests read outcomes. */
+/**
+ * Opens a plaintext HTTP/2 session (h2c, prior knowledge) to 127.0.0.1:port
+ * and waits for the server's SETTINGS (until then nghttp2 assumes defaults).
+ * Errors are swallowed: tests read outcomes.
+ */
 export async function connectH2(port: number): Promise<http2.ClientHttp2Session> {
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on("error", () => undefined);
   await new Promise<void>((resolve, reject) => {
-    session.once("connect", () => resolve());
+    session.once("remoteSettings", () => resolve());
     session.once("error", reject);
+    session.once("close", () => reject(new Error(`the HTTP/2 connection to port ${port} closed before the server's SETTINGS`)));
   });
   return session;
 }

@@ -13,7 +13,7 @@ import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders, stopRe
  * definitions and implementations and serves all four call kinds with
  * call objects that have the members those packages use (request, metadata,
  * cancelled, getPeer/getDeadline/getPath, sendMetadata, write, end, and the
- * `data`, `end`, `cancelled` and `error` events). Hosted Switchyard
+ * `data`, `end`, `cancelled`, `close` and `error` events). Hosted Switchyard
  * services do not come through here: they use the engine's own unary path.
  */
 export class GrpcJsServiceHost implements Pick<grpc.Server, "addService"> {
@@ -215,12 +215,15 @@ export class AdaptedCall extends EventEmitter {
     this.sendStatus({ code: error.code, details: error.message }, error.headers);
   }
 
+  /** The stream closed: a cancellation unless the call had ended; `close` either way, as grpc-js's calls do. */
   private closed(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.cancelled = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.emit("cancelled", "cancelled");
+    if (!this.finished) {
+      this.finished = true;
+      this.cancelled = true;
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.emit("cancelled", "cancelled");
+    }
+    this.emit("close");
   }
 
   private expire(): void {

@@ -1,0 +1,489 @@
+// Fault injection across hosts: every server runs on a host of its own (a
+// Linux network namespace on a bridge), etcd too, and a steady load of
+// CreateOrder calls goes through OrderService while replicas are restarted,
+// killed, cut off, and etcd is stopped. Every call's outcome is counted.
+//
+//   root namespace (this process): the load, a forwarder to PostgreSQL
+//   etcd ─ user-a (TTL 3 s) ─ user-b (TTL 15 s) ─ order-a ─ order-b     (OrderService: etcd:///user-service, shared PostgreSQL schema)
+//   slow-user ─ slow-order                                               (the deadline scenario)
+//
+// Figures are printed as test diagnostics (`# figures …`) and in docs/resilience.md.
+import assert from "node:assert/strict";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, it, type TestContext } from "node:test";
+import Database from "better-sqlite3";
+import { Etcd3 } from "etcd3";
+import pg from "pg";
+import { OrderServiceDefinition, UserServiceDefinition } from "../../src/gen/service/v1/service.js";
+import { type Client, createClient } from "../../src/toolkit/client/create-client.js";
+import { createGrpcTransport } from "../../src/toolkit/client/grpc-js-transport.js";
+import { ClientError } from "../../src/toolkit/rpc/client-error.js";
+import { Code } from "../../src/toolkit/rpc/code.js";
+import { Cleanup, REPO_ROOT, tempDir } from "../support/cli-process.js";
+import { type EtcdServer, startEtcd } from "../support/etcd.js";
+import { cpuSeconds, createNetwork, type Host, type HostProcess, netnsUnavailable, type Network } from "../support/netns.js";
+import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from "../support/postgres.js";
+import {
+  type CallRecord,
+  forwardTcp,
+  type Load,
+  type ServerOnHost,
+  serveOn,
+  SERVE_PORT,
+  sleep,
+  startedCalls,
+  startLoad,
+  summarize,
+  counter,
+  waitFor,
+} from "./cluster.js";
+
+/** CreateOrder calls per second through OrderService. Override with SWITCHYARD_FAULT_RATE. */
+const RATE = Number(process.env.SWITCHYARD_FAULT_RATE ?? 150);
+/** The load's deadline per call. */
+const CALL_TIMEOUT_MS = 2_000;
+/** How long UserService is entirely down in scenario 3 (the issue asks 10 s). */
+const USER_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_USER_OUTAGE_MS ?? 10_000);
+/** How long etcd is down in scenario 4 (the issue asks 30 s; shortened to keep the suite to a few minutes). */
+const ETCD_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_ETCD_OUTAGE_MS ?? 10_000);
+/** How long user-b is cut off in scenario 7: less than its lease TTL, so only outlier detection can move its calls. */
+const PARTITION_MS = 4_000;
+const USER_A_TTL_S = 3;
+const USER_B_TTL_S = 15;
+const SLOW_USER_SERVICE = fileURLToPath(new URL("./fixtures/slow-user-service.ts", import.meta.url));
+
+const unavailable = await netnsUnavailable();
+
+/** What a scenario measured, printed as one diagnostic line. */
+function report(t: TestContext, scenario: string, figures: Record<string, unknown>): void {
+  t.diagnostic(`figures ${scenario}: ${JSON.stringify(figures)}`);
+}
+
+function rateOf(records: readonly CallRecord[]): number {
+  if (records.length < 2) return 0;
+  const first = Math.min(...records.map((r) => r.startedAt));
+  const last = Math.max(...records.map((r) => r.startedAt));
+  return Math.round((records.length / Math.max(1, last - first)) * 1000);
+}
+
+describe("faults across hosts (network namespaces)", { skip: unavailable ?? false }, () => {
+  const cleanup = new Cleanup();
+  let network: Network;
+  let etcd: EtcdServer;
+  let kv: Etcd3;
+  let schema: TestSchema;
+  let userA: ServerOnHost;
+  let userB: ServerOnHost;
+  let orderA: ServerOnHost;
+  let orderB: ServerOnHost;
+  let slowUser: HostProcess;
+  let slowOrder: ServerOnHost;
+  let orders: Client<typeof OrderServiceDefinition>;
+  /** grpc-js outlier_detection trace lines of the OrderService replicas: ejections and returns, timed. */
+  const ejections: Array<{ at: number; replica: string; event: "eject" | "uneject" }> = [];
+
+  before(async () => {
+    network = await createNetwork(cleanup);
+    const hosts: Host[] = [];
+    for (const name of ["etcd", "user-a", "user-b", "order-a", "order-b", "slow-user", "slow-order"]) hosts.push(await network.addHost(name));
+    const [etcdHost, userAHost, userBHost, orderAHost, orderBHost, slowUserHost, slowOrderHost] = hosts as [Host, Host, Host, Host, Host, Host, Host];
+    etcd = await startEtcd(cleanup, { host: etcdHost.ip, prefix: ["ip", "netns", "exec", etcdHost.namespace] });
+    kv = new Etcd3({ hosts: etcd.endpoint });
+    cleanup.after(() => kv.close());
+
+    // OrderService replicas share one PostgreSQL schema; PostgreSQL listens on
+    // 127.0.0.1 only, so the hosts reach it through a forwarder on the bridge.
+    schema = await createTestSchema();
+    cleanup.after(() => schema.drop());
+    const database = new URL(TEST_DATABASE_URL);
+    const forwarder = await forwardTcp(cleanup, network.gateway, { host: database.hostname, port: Number(database.port || 5432) });
+    const orderDatabase = new URL(schema.url);
+    orderDatabase.hostname = network.gateway;
+    orderDatabase.port = String(forwarder.port);
+
+    const registry = ["--registry", etcd.url];
+    const user = async (host: Host, ttl: number): Promise<ServerOnHost> =>
+      serveOn(host, ["--services", "user", "--data-dir", await tempDir(cleanup, "switchyard-faults-"), ...registry, "--registry-ttl", String(ttl), "--drain-timeout", "3000"]);
+    const order = async (host: Host): Promise<ServerOnHost> => {
+      const server = await serveOn(
+        host,
+        [
+          "--services",
+          "order",
+          "--user-service",
+          "etcd:///user-service",
+          "--database-url",
+          orderDatabase.toString(),
+          "--data-dir",
+          await tempDir(cleanup, "switchyard-faults-"),
+          ...registry,
+          "--registry-ttl",
+          "3",
+          "--drain-timeout",
+          "3000",
+        ],
+        // grpc-js reports every ejection and return of an endpoint (at DEBUG, on stderr).
+        { GRPC_TRACE: "outlier_detection", GRPC_VERBOSITY: "DEBUG" },
+      );
+      return server;
+    };
+    const startSlowUser = async (): Promise<HostProcess> => {
+      const child = slowUserHost.spawn(
+        process.execPath,
+        ["--import", "tsx", SLOW_USER_SERVICE, slowUserHost.ip, String(SERVE_PORT), await tempDir(cleanup, "switchyard-faults-")],
+        { cwd: REPO_ROOT },
+      );
+      await child.waitForLog((line) => line.msg === "slow user service listening", "slow user service listening", 90_000);
+      return child;
+    };
+    [userA, userB, orderA, orderB, slowUser, slowOrder] = await Promise.all([
+      user(userAHost, USER_A_TTL_S),
+      user(userBHost, USER_B_TTL_S),
+      order(orderAHost),
+      order(orderBHost),
+      startSlowUser(),
+      (async () => serveOn(slowOrderHost, ["--services", "order", "--user-service", `${slowUserHost.ip}:${SERVE_PORT}`, "--data-dir", await tempDir(cleanup, "switchyard-faults-")]))(),
+    ]);
+    for (const replica of [orderA, orderB]) watchEjections(replica);
+
+    // UserService replicas keep users in SQLite of their own: the same user on each.
+    for (const replica of [userA, userB]) {
+      const transport = createGrpcTransport({ target: replica.address, services: [UserServiceDefinition] });
+      await createClient(UserServiceDefinition, transport).createUser({ userId: "u-1", name: "Ada", email: "ada@example.com" });
+      transport.close();
+    }
+    // The load's client: both OrderService replicas, round robin, retries and outlier detection as configured by default.
+    const transport = createGrpcTransport({ target: `static:///${orderA.address},${orderB.address}`, services: [OrderServiceDefinition] });
+    cleanup.after(() => transport.close());
+    orders = createClient(OrderServiceDefinition, transport, { defaultTimeoutMs: CALL_TIMEOUT_MS });
+    // Warm up: every channel connected, both OrderService replicas reached.
+    for (let i = 0; i < 20; i++) await orders.createOrder({ orderId: `warm-${i}`, userId: "u-1" });
+  });
+  after(() => cleanup.run());
+
+  function watchEjections(replica: ServerOnHost): void {
+    replica.process.onLine((line) => {
+      const match = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| outlier_detection \| (Ejecting candidate|Unejecting)/.exec(line);
+      if (match?.[1] && match[2]) {
+        ejections.push({ at: Date.parse(match[1]), replica: replica.host.name, event: match[2] === "Unejecting" ? "uneject" : "eject" });
+      }
+    });
+  }
+
+  const createOrderLoad = (prefix: string, options: { resendAfterMs?: number } = {}): Load =>
+    startLoad((id) => orders.createOrder({ orderId: id, userId: "u-1" }), { rate: RATE, prefix, ...options });
+
+  /** Starts a replica again and waits until it answers GetUser calls of the load. */
+  async function restartUser(replica: ServerOnHost): Promise<number> {
+    const started = Date.now();
+    await replica.start();
+    await waitFor(`${replica.host.name} to serve GetUser again`, async () => ((await startedCalls(replica.host, "GetUser")) > 0 ? true : undefined), 15_000, 100);
+    return Date.now() - started;
+  }
+
+  async function keyExists(key: string): Promise<boolean> {
+    return (await kv.get(key).string()) !== null;
+  }
+
+  it("1. rolling restart of both UserService replicas under load: no call fails", async (t) => {
+    const load = createOrderLoad("s1");
+    await sleep(1_000);
+    const restarts: number[] = [];
+    for (const replica of [userA, userB]) {
+      const stoppedAt = Date.now();
+      await replica.stop("SIGTERM");
+      const drainedMs = Date.now() - stoppedAt;
+      const backMs = await restartUser(replica);
+      restarts.push(drainedMs, backMs);
+      await sleep(500);
+    }
+    await load.stop();
+    const summary = summarize(load.records);
+    report(t, "1 rolling restart", {
+      ...summary,
+      ratePerSecond: rateOf(load.records),
+      skipped: load.skipped,
+      drainAndRestartMs: restarts,
+    });
+    assert.equal(load.skipped, 0);
+    assert.equal(summary.failed, 0, `failed calls: ${JSON.stringify(summary.codes)}`);
+  });
+
+  it("2. kill -9 of one UserService replica: its key is gone within TTL + 1 s, failures only then and under 1 %", async (t) => {
+    const [key] = userA.keys;
+    assert.ok(key, "user-a registered a key");
+    assert.ok(await keyExists(key));
+    const load = createOrderLoad("s2");
+    await sleep(1_000);
+    const killedAt = Date.now();
+    userA.process.signal("SIGKILL");
+    await userA.process.exited;
+    const goneAt = await waitFor("user-a's key to expire", async () => ((await keyExists(key)) ? undefined : Date.now()), (USER_A_TTL_S + 3) * 1_000, 100);
+    const windowEnd = killedAt + (USER_A_TTL_S + 1) * 1_000;
+    await sleep(Math.max(0, windowEnd - Date.now()) + 2_000);
+    await load.stop();
+    const summary = summarize(load.records);
+    const after = summarize(load.between(windowEnd));
+    const failedInWindow = load.records.filter((r) => r.code !== 0 && r.startedAt >= killedAt - CALL_TIMEOUT_MS && r.startedAt < windowEnd).length;
+    report(t, "2 kill -9", {
+      ...summary,
+      ratePerSecond: rateOf(load.records),
+      keyGoneAfterMs: goneAt - killedAt,
+      ttlSeconds: USER_A_TTL_S,
+      failedInWindow,
+      callsAfterWindow: after.calls,
+      failedAfterWindow: after.failed,
+    });
+    assert.ok(goneAt - killedAt <= (USER_A_TTL_S + 1) * 1_000, `key gone ${goneAt - killedAt} ms after kill -9`);
+    assert.equal(after.failed, 0, "no failure after the window");
+    assert.equal(failedInWindow, summary.failed, "failures only in the window");
+    assert.ok(summary.failed / summary.calls < 0.01, `${summary.failed} of ${summary.calls} failed`);
+    report(t, "2 restart", { userARestartMs: await restartUser(userA) });
+  });
+
+  it("3. UserService entirely down: CreateOrder fails fast with UNAVAILABLE, attempts stay within the retry budget, success soon after recovery", async (t) => {
+    const load = createOrderLoad("s3");
+    await sleep(1_000);
+    const orderHosts = [orderA, orderB];
+    const attemptsBefore = await Promise.all(orderHosts.map((r) => startedCalls(r.host, "CreateOrder")));
+    const cpuBefore = orderHosts.map((r) => cpuSeconds(r.process.pid) ?? 0);
+    const downAt = Date.now();
+    userA.process.signal("SIGKILL");
+    userB.process.signal("SIGKILL");
+    await Promise.all([userA.process.exited, userB.process.exited]);
+    await sleep(USER_OUTAGE_MS);
+    const restartAt = Date.now();
+    const attemptsAfter = await Promise.all(orderHosts.map((r) => startedCalls(r.host, "CreateOrder")));
+    const cpuAfter = orderHosts.map((r) => cpuSeconds(r.process.pid) ?? 0);
+    const cpuShare = cpuAfter.map((cpu, i) => Math.round(((cpu - (cpuBefore[i] ?? 0)) / ((restartAt - downAt) / 1000)) * 100) / 100);
+
+    // Back: the first replica to print its listening line is registered and serving.
+    let recoveredAt = 0;
+    const restarted = [userA, userB].map((replica) =>
+      replica.start().then(() => {
+        recoveredAt ||= Date.now();
+      }),
+    );
+    await Promise.race(restarted);
+    const firstOk = await waitFor(
+      "a successful CreateOrder after recovery",
+      () => load.records.find((r) => r.code === 0 && r.startedAt >= recoveredAt),
+      10_000,
+      20,
+    );
+    await Promise.all(restarted);
+    await sleep(1_000);
+    await load.stop();
+
+    const outage = load.between(downAt, restartAt);
+    const failedInOutage = outage.filter((r) => r.code !== 0);
+    const failedSummary = summarize(failedInOutage);
+    const attempts = attemptsAfter.reduce((sum, n, i) => sum + n - (attemptsBefore[i] ?? 0), 0);
+    report(t, "3 UserService down", {
+      outageMs: restartAt - downAt,
+      ratePerSecond: rateOf(load.records),
+      callsInOutage: outage.length,
+      failedInOutage: failedInOutage.length,
+      codes: failedSummary.codes,
+      failedP50Ms: failedSummary.p50,
+      failedP99Ms: failedSummary.p99,
+      failedMaxMs: failedSummary.max,
+      createOrderAttemptsAtOrderService: attempts,
+      attemptsPerCall: Math.round((attempts / outage.length) * 1000) / 1000,
+      orderServiceCpuShareOfOneCore: cpuShare,
+      successAfterRecoveryMs: firstOk.endedAt - recoveredAt,
+      userServiceRestartMs: recoveredAt - restartAt,
+    });
+    assert.ok(outage.length > 0);
+    assert.deepEqual(Object.keys(failedSummary.codes), ["UNAVAILABLE"], "every failure is UNAVAILABLE");
+    assert.ok(failedInOutage.length >= outage.length * 0.9, "calls fail while UserService is down");
+    assert.ok(failedSummary.p99 <= 1_000, `failures are fast: p99 ${failedSummary.p99} ms`);
+    assert.ok(attempts <= outage.length * 1.1, `${attempts} attempts for ${outage.length} calls`);
+    assert.ok(firstOk.endedAt - recoveredAt <= 5_000, `success ${firstOk.endedAt - recoveredAt} ms after recovery`);
+    for (const share of cpuShare) assert.ok(share < 0.6, `no busy loop: OrderService used ${share} of a core`);
+  });
+
+  it("4. etcd down: no call fails; the instances are registered again within 5 s after it returns", async (t) => {
+    const keys = [userA, userB, orderA, orderB].flatMap((replica) => replica.keys);
+    assert.equal(keys.length, 4);
+    const load = createOrderLoad("s4");
+    await sleep(1_000);
+    const downAt = Date.now();
+    await etcd.stop("SIGKILL");
+    await sleep(ETCD_OUTAGE_MS);
+    await etcd.start();
+    const upAt = Date.now();
+    const registeredAt = await waitFor("every instance registered under a live lease", async () => ((await liveKeys(kv, keys)) ? Date.now() : undefined), 10_000, 100);
+    await sleep(1_000);
+    await load.stop();
+    const summary = summarize(load.records);
+    const during = summarize(load.between(downAt, upAt));
+    report(t, "4 etcd down", {
+      ...summary,
+      ratePerSecond: rateOf(load.records),
+      etcdDownMs: upAt - downAt,
+      callsWhileDown: during.calls,
+      failedWhileDown: during.failed,
+      registeredAgainAfterMs: registeredAt - upAt,
+    });
+    assert.equal(summary.failed, 0, `failed calls: ${JSON.stringify(summary.codes)}`);
+    assert.ok(registeredAt - upAt <= 5_000, `registered ${registeredAt - upAt} ms after etcd returned`);
+  });
+
+  it("5. CreateOrder resent with its order_id while UserService and the network fail: every order stored once, stored = acknowledged", async (t) => {
+    const load = createOrderLoad("s5", { resendAfterMs: 250 });
+    const began = Date.now();
+    const at = (ms: number): Promise<void> => sleep(Math.max(0, began + ms - Date.now()));
+    await at(1_000);
+    userA.process.signal("SIGKILL");
+    await at(2_000);
+    await orderA.host.linkDown();
+    await at(4_000);
+    await orderA.host.linkUp();
+    orderB.process.signal("SIGKILL");
+    await orderB.process.exited;
+    await at(4_500);
+    const restarts = Promise.all([restartUser(userA), orderB.start().then(() => watchEjections(orderB))]);
+    await at(8_000);
+    await load.stop(60_000);
+    await restarts;
+
+    const client = new pg.Client({ connectionString: schema.url });
+    await client.connect();
+    let rows: Array<{ order_id: string; user_id: string }>;
+    try {
+      rows = (await client.query<{ order_id: string; user_id: string }>("SELECT order_id, user_id FROM orders WHERE order_id LIKE 's5-%'")).rows;
+    } finally {
+      await client.end();
+    }
+    const stored = new Set(rows.map((row) => row.order_id));
+    const sends = load.records.length;
+    const summary = summarize(load.records);
+    report(t, "5 idempotent CreateOrder", {
+      orders: load.ids.size,
+      sends,
+      resends: sends - load.ids.size,
+      failedSends: summary.codes,
+      acknowledged: load.acknowledged.size,
+      storedRows: rows.length,
+      storedDistinct: stored.size,
+      ratePerSecond: rateOf(load.records),
+    });
+    assert.equal(load.acknowledged.size, load.ids.size, "every order acknowledged in the end");
+    assert.equal(rows.length, stored.size, "no order stored twice");
+    assert.deepEqual([...stored].sort(), [...load.acknowledged].sort(), "orders stored = orders acknowledged");
+    assert.ok(rows.every((row) => row.user_id === "u-1"));
+    assert.ok(sends > load.ids.size, "the faults made the client send some orders again");
+  });
+
+  it("6. a 300 ms deadline through both services with a slow UserService: DEADLINE_EXCEEDED at 300 ± 50 ms, UserService sees it, nothing is written", async (t) => {
+    const transport = createGrpcTransport({ target: slowOrder.address, services: [OrderServiceDefinition] });
+    t.after(() => transport.close());
+    const client = createClient(OrderServiceDefinition, transport);
+    await client.createOrder({ orderId: "deadline-warm", userId: "fast-1" });
+    const measured: Array<{ elapsedMs: number; code: string; userServiceSawAbortAfterDeadlineMs: number | undefined }> = [];
+    for (let i = 0; i < 5; i++) {
+      const started = Date.now();
+      const error = await client.createOrder({ orderId: `deadline-${i}`, userId: "slow-1" }, { timeoutMs: 300 }).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      const elapsedMs = Date.now() - started;
+      const held = await slowUser.waitForLog((line) => line.msg === "slow GetUser ended" && Number(line["enteredAt"]) >= started, "about the held GetUser", 6_000);
+      const abortedAt = typeof held["abortedAt"] === "number" ? held["abortedAt"] : undefined;
+      measured.push({
+        elapsedMs,
+        code: error instanceof ClientError ? (Code[error.code] ?? String(error.code)) : String(error),
+        userServiceSawAbortAfterDeadlineMs: abortedAt === undefined ? undefined : abortedAt - (started + 300),
+      });
+    }
+    await sleep(500);
+    const database = new Database(path.join(await dataDirOf(slowOrder), "order.sqlite"), { readonly: true });
+    const written = database.prepare("SELECT count(*) AS n FROM orders WHERE order_id LIKE 'deadline-%' AND order_id != 'deadline-warm'").get() as { n: number };
+    database.close();
+    report(t, "6 deadline", { calls: measured, ordersWritten: written.n });
+    for (const call of measured) {
+      assert.equal(call.code, "DEADLINE_EXCEEDED");
+      assert.ok(Math.abs(call.elapsedMs - 300) <= 50, `answered after ${call.elapsedMs} ms`);
+      assert.ok(call.userServiceSawAbortAfterDeadlineMs !== undefined && call.userServiceSawAbortAfterDeadlineMs <= 50, "UserService saw the cancellation within 50 ms");
+    }
+    assert.equal(written.n, 0, "no order written after the deadline");
+  });
+
+  it("7. partition of one UserService replica: its calls move to the other, it is ejected, and it is back when its link is", async (t) => {
+    const [key] = userB.keys;
+    assert.ok(key);
+    const load = createOrderLoad("s7");
+    await sleep(1_000);
+    const firstEvent = ejections.length;
+    const downAt = Date.now();
+    await userB.host.linkDown();
+    await sleep(PARTITION_MS);
+    const keptKey = await keyExists(key);
+    const upAt = Date.now();
+    await userB.host.linkUp();
+    const handledOk = (): Promise<number> => counter(userB.host, "grpc_server_handled_total", { grpc_method: "GetUser", grpc_code: "OK" });
+    // Back in rotation: after both OrderService replicas returned it, it answers the load's GetUser calls again.
+    const unejectedAt = await waitFor(
+      "both OrderService replicas to return user-b to rotation",
+      () => {
+        const returned = new Set(ejections.slice(firstEvent).filter((e) => e.event === "uneject" && e.at >= upAt).map((e) => e.replica));
+        return returned.size === 2 ? Date.now() : undefined;
+      },
+      40_000,
+      100,
+    ).catch(() => undefined);
+    const okBefore = await handledOk();
+    await sleep(1_000);
+    const servedAfterReturn = (await handledOk()) - okBefore;
+    await load.stop();
+
+    const events = ejections.slice(firstEvent);
+    const ejectedAt = Math.max(...["order-a", "order-b"].map((replica) => events.find((e) => e.replica === replica && e.event === "eject")?.at ?? Number.NaN));
+    const failures = load.records.filter((r) => r.code !== 0);
+    const summary = summarize(load.records);
+    report(t, "7 partition", {
+      ...summary,
+      ratePerSecond: rateOf(load.records),
+      partitionMs: upAt - downAt,
+      ejectedAfterMs: ejectedAt - downAt,
+      ejectionEvents: events.map((e) => ({ ...e, at: e.at - downAt })),
+      keyKeptDuringPartition: keptKey,
+      failedStartedAfterEjection: failures.filter((r) => r.startedAt > ejectedAt).length,
+      lastFailureStartedAfterMs: failures.length === 0 ? null : Math.max(...failures.map((r) => r.startedAt)) - downAt,
+      returnedAfterLinkUpMs: unejectedAt === undefined ? null : unejectedAt - upAt,
+      getUserOkOnUserBInTheSecondAfterReturn: servedAfterReturn,
+    });
+    assert.ok(keptKey, "user-b stayed registered: the calls moved because of outlier detection, not the registry");
+    assert.ok(Number.isFinite(ejectedAt), "both OrderService replicas ejected user-b");
+    assert.ok(ejectedAt - downAt <= CALL_TIMEOUT_MS + 2_500, `ejected ${ejectedAt - downAt} ms after the partition`);
+    assert.deepEqual(Object.keys(summary.codes).filter((code) => code !== "DEADLINE_EXCEEDED"), [], "only calls stuck on the cut-off replica fail");
+    assert.equal(failures.filter((r) => r.startedAt > ejectedAt).length, 0, "no call started after the ejection fails");
+    assert.ok(summary.failed / summary.calls < 0.25, `${summary.failed} of ${summary.calls} failed`);
+    assert.ok(unejectedAt !== undefined, "user-b returned to rotation after its link came back");
+    assert.ok(servedAfterReturn > 0, "user-b serves the load again");
+  });
+});
+
+async function dataDirOf(server: ServerOnHost): Promise<string> {
+  const args = server.process.logs();
+  const listening = args.find((line) => typeof line.msg === "string" && line.msg.startsWith("switchyard listening"));
+  const store = String(listening?.["store"] ?? "");
+  const dir = store.replace(/^sqlite:/, "");
+  await fs.access(dir);
+  return dir;
+}
+
+/** Whether every key exists and is attached to a live lease. */
+async function liveKeys(kv: Etcd3, keys: readonly string[]): Promise<boolean> {
+  for (const key of keys) {
+    const listed = await kv.get(key).exec();
+    const entry = listed.kvs[0];
+    if (entry === undefined || entry.lease === "0") return false;
+    const lease = await kv.leaseClient.leaseTimeToLive({ ID: entry.lease });
+    if (Number(lease.TTL) <= 0) return false;
+  }
+  return true;
+}
