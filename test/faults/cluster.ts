@@ -2,7 +2,7 @@
 // hosts, their Prometheus counters, a steady load that records every outcome,
 // and a TCP forwarder that lets the hosts reach the machine's PostgreSQL.
 import http from "node:http";
-import net from "node:net";
+import { spawn } from "node:child_process";
 import { CLI_MAIN, REPO_ROOT } from "../support/cli-process.js";
 import type { Host, HostProcess, NetworkScope } from "../support/netns.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
@@ -258,36 +258,52 @@ export function startLoad(call: (id: string) => Promise<unknown>, options: LoadO
   };
 }
 
-/** Forwards TCP connections from `listenHost` (a port it picks) to `target`, e.g. the hosts to 127.0.0.1:5432. */
+/**
+ * Forwards TCP connections from `listenHost` (a port it picks) to `target`,
+ * e.g. the hosts to 127.0.0.1:5432 — in a child process of its own, so that
+ * the bytes do not wait for this (busy) process's event loop.
+ */
 export async function forwardTcp(
   scope: NetworkScope,
   listenHost: string,
   target: { readonly host: string; readonly port: number },
 ): Promise<{ readonly port: number }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(target.port, target.host);
-    sockets.add(inbound).add(outbound);
-    const close = (): void => {
-      inbound.destroy();
-      outbound.destroy();
-      sockets.delete(inbound);
-      sockets.delete(outbound);
-    };
-    inbound.on("error", close).on("close", close);
-    outbound.on("error", close).on("close", close);
-    inbound.pipe(outbound).pipe(inbound);
+  const child = spawn(process.execPath, ["-e", FORWARDER, listenHost, target.host, String(target.port)], {
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, listenHost, resolve));
-  scope.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { port: (server.address() as net.AddressInfo).port };
+  scope.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("close", resolve));
+      child.kill("SIGKILL");
+      await exited;
+    }
+  });
+  process.once("exit", () => child.kill("SIGKILL"));
+  const port = await new Promise<number>((resolve, reject) => {
+    let output = "";
+    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+      const match = /^listening (\d+)$/m.exec(output);
+      if (match?.[1]) resolve(Number(match[1]));
+    });
+    child.once("error", reject);
+    child.once("close", (code) => reject(new Error(`the TCP forwarder exited (${code}) before listening`)));
+  });
+  return { port };
 }
+
+const FORWARDER = `
+const net = require("node:net");
+const [listenHost, targetHost, targetPort] = process.argv.slice(1);
+const server = net.createServer((inbound) => {
+  const outbound = net.connect(Number(targetPort), targetHost);
+  const close = () => { inbound.destroy(); outbound.destroy(); };
+  inbound.on("error", close).on("close", close);
+  outbound.on("error", close).on("close", close);
+  inbound.pipe(outbound).pipe(inbound);
+});
+server.listen(0, listenHost, () => console.log("listening " + server.address().port));
+`;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
