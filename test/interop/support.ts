@@ -13,6 +13,7 @@ import { invalidArgument, RpcError } from "../../src/toolkit/rpc/rpc-error.js";
 import { createRpcServer } from "../../src/toolkit/server/grpc-js-server.js";
 import { createHttp2RpcServer } from "../../src/toolkit/server/http2/http2-server.js";
 import type { RpcServer } from "../../src/toolkit/server/rpc-server.js";
+import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
 import { defineService } from "../../src/toolkit/server/service-registration.js";
 
 /** The two server implementations. */
@@ -45,6 +46,7 @@ export interface TestServer {
 export interface TestServerOptions {
   readonly maxReceiveMessageBytes?: number;
   readonly drainTimeoutMs?: number;
+  readonly interceptors?: readonly ServerInterceptor[];
 }
 
 /**
@@ -80,6 +82,7 @@ export async function startTestServer(engine: Engine, options: TestServerOptions
   const serverOptions = {
     logger: silentLogger(),
     drainTimeoutMs: options.drainTimeoutMs ?? 1_000,
+    interceptors: options.interceptors ?? [],
     ...(options.maxReceiveMessageBytes === undefined ? {} : { maxReceiveMessageBytes: options.maxReceiveMessageBytes }),
   };
   const server = engine === "http2" ? createHttp2RpcServer(serverOptions) : createRpcServer(serverOptions);

@@ -238,6 +238,36 @@ describe("node:http2 engine, protocol edges", () => {
   });
 });
 
+describe("node:http2 engine, call context", () => {
+  it("keeps metadata, peer, deadline and the signal in a context copied with object spread", async () => {
+    const seen: { peer: string; deadline: number | undefined; signal: boolean }[] = [];
+    const server = await startTestServer("http2", {
+      // As interceptors that narrow the deadline or add a principal do.
+      interceptors: [
+        (call, next) => {
+          const context = { ...call.context };
+          seen.push({ peer: context.peer, deadline: context.deadline, signal: context.signal instanceof AbortSignal });
+          return next({ ...call, context });
+        },
+      ],
+    });
+    const session = http2.connect(`http://${server.address}`);
+    try {
+      const exchange = await request(session, { headers: { "x-text": "hello", "grpc-timeout": "5S" }, chunks: [userRequest("metadata")] });
+      assert.deepEqual(JSON.parse(UserResponse.decode(exchange.data.subarray(5)).name), { "x-text": "hello" });
+      assert.match(seen[0]?.peer ?? "", /^ipv4:127\.0\.0\.1:\d+$/);
+      assert.ok(seen[0]?.signal);
+      assert.ok((seen[0]?.deadline ?? 0) > Date.now());
+      const since = server.events.length;
+      void request(session, { headers: { "grpc-timeout": "200m" }, chunks: [userRequest("slow-spread")] });
+      assert.deepEqual(await server.nextEvent("slow-spread", "aborted", since), { userId: "slow-spread", kind: "aborted", code: Code.DEADLINE_EXCEEDED });
+    } finally {
+      session.close();
+      await server.close();
+    }
+  });
+});
+
 describe("node:http2 engine, shutdown", () => {
   it("sends GOAWAY, lets the call in flight finish, then closes", async () => {
     const server = await startTestServer("http2", { drainTimeoutMs: 5_000 });

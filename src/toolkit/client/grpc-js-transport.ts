@@ -8,11 +8,15 @@ import type { Transport } from "./transport.js";
 
 /** Retry settings (gRFC A6), applied only to methods the proto marks idempotent. */
 export interface RetryOptions {
-  /** Attempts in all, the first included. Default 4. */
+  /**
+   * Attempts in all, the first included. Default 3: with round robin over
+   * two or more endpoints, two retries get past a dead one, and a caller two
+   * retrying hops up still hears of a dead dependency within a second.
+   */
   readonly maxAttempts?: number;
-  /** Default 100 ms. */
+  /** Default 50 ms (a retry waits a random time up to the backoff, gRFC A6). */
   readonly initialBackoffMs?: number;
-  /** Default 1000 ms. */
+  /** Default 500 ms. */
   readonly maxBackoffMs?: number;
   /** Default 2. */
   readonly backoffMultiplier?: number;
@@ -53,7 +57,7 @@ export interface OutlierDetectionOptions {
   readonly maxEjectionTimeMs?: number;
   /** Default 50. */
   readonly failurePercentage?: number;
-  /** Calls in an interval below which an endpoint is not judged. Default 10. */
+  /** Finished calls in an interval below which an endpoint is not judged. Default 5 (5 calls/s per endpoint). */
   readonly requestVolume?: number;
   /** Most endpoints ejected at once, in percent of them (one may always be). Default 50. */
   readonly maxEjectionPercent?: number;
@@ -158,9 +162,9 @@ export function serviceConfig(options: Pick<GrpcTransportOptions, "services" | "
     methodConfig.push({
       name: retried.map(({ service, method }) => ({ service, method })),
       retryPolicy: {
-        maxAttempts: retry.maxAttempts ?? 4,
-        initialBackoff: seconds(retry.initialBackoffMs ?? 100),
-        maxBackoff: seconds(retry.maxBackoffMs ?? 1000),
+        maxAttempts: retry.maxAttempts ?? 3,
+        initialBackoff: seconds(retry.initialBackoffMs ?? 50),
+        maxBackoff: seconds(retry.maxBackoffMs ?? 500),
         backoffMultiplier: retry.backoffMultiplier ?? 2,
         retryableStatusCodes: ["UNAVAILABLE"],
       },
@@ -180,9 +184,13 @@ export function serviceConfig(options: Pick<GrpcTransportOptions, "services" | "
   return {
     loadBalancingConfig,
     methodConfig,
-    // A retry budget: when more than half the tokens are spent by failures,
-    // retries (and hedges) stop, so a dead dependency does not get a retry storm.
-    retryThrottling: { maxTokens: 10, tokenRatio: 0.1 },
+    // A retry budget per channel: every failed attempt spends a token, every
+    // success earns a tenth of one back, and while half the tokens are gone
+    // no call is retried (or hedged), so a dead dependency gets no retry
+    // storm. 40 tokens let a burst of 20 failures — the calls in flight to an
+    // instance that dies — all be retried; sustained, retries stop once more
+    // than about one call in eleven fails.
+    retryThrottling: { maxTokens: 40, tokenRatio: 0.1 },
   };
 }
 
@@ -198,7 +206,7 @@ function outlierDetectionConfig(options: OutlierDetectionOptions): object {
       enforcement_percentage: 100,
       // Judged with as few as two endpoints (grpc-js's default, 5, would never eject among 2–4 replicas).
       minimum_hosts: 2,
-      request_volume: options.requestVolume ?? 10,
+      request_volume: options.requestVolume ?? 5,
     },
     child_policy: [{ round_robin: {} }],
   };

@@ -8,8 +8,10 @@ import { encodeBinaryHeader, encodeGrpcMessage } from "./protocol.js";
 const { NGHTTP2_NO_ERROR } = constants;
 
 /** Response headers of every call that sends messages. */
-export const RESPONSE_HEADERS: OutgoingHttpHeaders = Object.freeze({ ":status": 200, "content-type": "application/grpc" });
-const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
+// Plain (not frozen) objects: node:http2 copies headers with for-in, which is
+// several times slower on a frozen object.
+export const RESPONSE_HEADERS: OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
+const OK_TRAILERS: OutgoingHttpHeaders = { "grpc-status": "0" };
 
 /** `wantTrailers` listener of a call that ends OK; `this` is the stream. */
 export function sendOkTrailers(this: ServerHttp2Stream): void {

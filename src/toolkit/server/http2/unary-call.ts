@@ -29,15 +29,16 @@ const enum State {
  * One unary call of a hosted service, served straight from its HTTP/2 stream:
  * reads the request message, decodes it, runs it through the dispatcher and
  * answers with headers, one message and the trailers, or with a trailers-only
- * error. It is also the handler's CallContext, so a call costs one object;
- * metadata, peer and the abort signal are built only when someone reads them.
- *
- * (Being a class with getters, a context copied with object spread loses
- * `signal`, `metadata` and `peer`: pass the context itself along.)
+ * error.
  */
-export class UnaryCall implements CallContext {
-  readonly method: string;
-  readonly deadline: number | undefined;
+export class UnaryCall {
+  /**
+   * The handler's CallContext. Metadata, peer and the abort signal are built
+   * only when read, through the context's own getters, so that a copy made
+   * with object spread (as interceptors that narrow the deadline do) still has
+   * them all.
+   */
+  readonly context: CallContext;
   private state = State.Reading;
   private request: Buffer | undefined;
   private messages = 0;
@@ -55,8 +56,23 @@ export class UnaryCall implements CallContext {
     path: string,
     deadline: number | undefined,
   ) {
-    this.method = path;
-    this.deadline = deadline;
+    const call = this;
+    this.context = {
+      method: path,
+      deadline,
+      get signal(): AbortSignal {
+        return call.signal();
+      },
+      get metadata(): Metadata {
+        return call.metadata();
+      },
+      get peer(): string {
+        return call.peer();
+      },
+      get peerIdentity(): string | undefined {
+        return call.environment.peerIdentityOf(call.stream);
+      },
+    };
   }
 
   /** Starts serving `route` on `stream`; answers protocol errors itself. */
@@ -81,7 +97,7 @@ export class UnaryCall implements CallContext {
     }
   }
 
-  get signal(): AbortSignal {
+  private signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
       if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
@@ -89,18 +105,14 @@ export class UnaryCall implements CallContext {
     return this.controller.signal;
   }
 
-  get metadata(): Metadata {
+  private metadata(): Metadata {
     this.cachedMetadata ??= metadataFromHeaders(this.headers);
     return this.cachedMetadata;
   }
 
-  get peer(): string {
+  private peer(): string {
     const socket = this.stream.session?.socket;
     return formatPeer(socket?.remoteAddress, socket?.remotePort);
-  }
-
-  get peerIdentity(): string | undefined {
-    return this.environment.peerIdentityOf(this.stream);
   }
 
   /** One DATA chunk of the request. */
@@ -155,7 +167,7 @@ export class UnaryCall implements CallContext {
     }
     this.state = State.Running;
     this.request = undefined;
-    this.environment.dispatcher.invoke(this.route, request, this).then(
+    this.environment.dispatcher.invoke(this.route, request, this.context).then(
       (response) => this.succeed(response),
       (error: RpcError) => this.fail(error),
     );
@@ -170,7 +182,7 @@ export class UnaryCall implements CallContext {
     if (this.state === State.Done) return;
     this.finish();
     this.abort(
-      this.deadline !== undefined && Date.now() >= this.deadline
+      this.context.deadline !== undefined && Date.now() >= this.context.deadline
         ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
         : new RpcError(Code.CANCELLED, "the caller cancelled the call"),
     );
