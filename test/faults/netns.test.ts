@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { after, before, describe, it, type TestContext } from "node:test";
+import { after, before, beforeEach, describe, it, type TestContext } from "node:test";
 import Database from "better-sqlite3";
 import { Etcd3 } from "etcd3";
 import pg from "pg";
@@ -185,6 +185,19 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
 
   const servers = (): ServerOnHost[] => [userA, userB, orderA, orderB];
 
+  // Each scenario starts from the whole system up, even when the one before failed half-way.
+  beforeEach(async () => {
+    if (!etcd.running) await etcd.start();
+    await Promise.all(servers().map((server) => server.host.linkUp()));
+    await Promise.all(
+      servers().map(async (server) => {
+        if (!server.process.hasExited) return;
+        await server.start();
+        if (server === orderA || server === orderB) watchEjections(server);
+      }),
+    );
+  });
+
   function watchEjections(replica: ServerOnHost): void {
     replica.process.onLine((line) => {
       const match = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| outlier_detection \| (Ejecting candidate|Unejecting)/.exec(line);
@@ -198,7 +211,13 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     });
   }
 
-  const createOrderLoad = (prefix: string, options: { resendAfterMs?: number; timeoutMs?: number } = {}): Load =>
+  /** A steady CreateOrder load, stopped when the test ends however it ends. */
+  const createOrderLoad = (t: TestContext, prefix: string, options: { resendAfterMs?: number; timeoutMs?: number } = {}): Load => {
+    const load = startOrderLoad(prefix, options);
+    t.after(() => load.stop());
+    return load;
+  };
+  const startOrderLoad = (prefix: string, options: { resendAfterMs?: number; timeoutMs?: number }): Load =>
     startLoad((id) => orders.createOrder({ orderId: id, userId: "u-1" }, { timeoutMs: options.timeoutMs ?? CALL_TIMEOUT_MS }), {
       rate: RATE,
       prefix,
@@ -223,7 +242,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
 
   it("1. rolling restart of both UserService replicas under load: no call fails", async (t) => {
     const began = Date.now();
-    const load = createOrderLoad("s1");
+    const load = createOrderLoad(t, "s1");
     await sleep(1_000);
     const restarts: number[] = [];
     for (const replica of [userA, userB]) {
@@ -253,7 +272,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.ok(key, "user-a registered a key");
     assert.ok(await keyExists(key));
     const began = Date.now();
-    const load = createOrderLoad("s2");
+    const load = createOrderLoad(t, "s2");
     await sleep(1_000);
     const killedAt = Date.now();
     userA.process.signal("SIGKILL");
@@ -284,7 +303,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   });
 
   it("3. UserService entirely down: CreateOrder fails fast with UNAVAILABLE, attempts stay within the retry budget, success soon after recovery", async (t) => {
-    const load = createOrderLoad("s3");
+    const load = createOrderLoad(t, "s3");
     await sleep(1_000);
     const orderHosts = [orderA, orderB];
     const attemptsBefore = await Promise.all(orderHosts.map((r) => startedCalls(r.host, "CreateOrder")));
@@ -367,7 +386,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const keys = [userA, userB, orderA, orderB].flatMap((replica) => replica.keys);
     assert.equal(keys.length, 4);
     const began = Date.now();
-    const load = createOrderLoad("s4");
+    const load = createOrderLoad(t, "s4");
     await sleep(1_000);
     const downAt = Date.now();
     await etcd.stop("SIGKILL");
@@ -394,7 +413,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   });
 
   it("5. CreateOrder resent with its order_id while UserService and the network fail: every order stored once, stored = acknowledged", async (t) => {
-    const load = createOrderLoad("s5", { resendAfterMs: 500 });
+    const load = createOrderLoad(t, "s5", { resendAfterMs: 500 });
     const began = Date.now();
     const at = (ms: number): Promise<void> => sleep(Math.max(0, began + ms - Date.now()));
     await at(1_000);
@@ -485,7 +504,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const [key] = userB.keys;
     assert.ok(key);
     const began = Date.now();
-    const load = createOrderLoad("s7", { timeoutMs: PARTITION_CALL_TIMEOUT_MS });
+    const load = createOrderLoad(t, "s7", { timeoutMs: PARTITION_CALL_TIMEOUT_MS });
     await sleep(1_000);
     const firstEvent = ejections.length;
     const downAt = Date.now();
