@@ -213,16 +213,13 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
     // Reflection bypasses the interceptors, so production does not serve it.
     reflection: options.profile !== "production",
     ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
+    ...(options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: options.maxConcurrentStreams }),
+    ...(options.maxMetadataBytes === undefined ? {} : { maxMetadataBytes: options.maxMetadataBytes }),
   };
   const server =
     options.engine === "http2"
       ? createHttp2RpcServer(serverOptions)
-      : createRpcServer({
-          ...(serverTls ? { credentials: serverTls.credentials } : {}),
-          ...(options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: options.maxConcurrentStreams }),
-          ...(options.maxMetadataBytes === undefined ? {} : { maxMetadataBytes: options.maxMetadataBytes }),
-          ...serverOptions,
-        });
+      : createRpcServer({ ...(serverTls ? { credentials: serverTls.credentials } : {}), ...serverOptions });
   if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
 
   // OrderService reaches UserService through a generated client over one

@@ -478,3 +478,43 @@ describe("the production profile", { concurrency: true }, () => {
     assert.equal(grpc.status[code], "UNIMPLEMENTED");
   });
 });
+
+describe("no leaks in what a caller sees", () => {
+  const scope = new Cleanup();
+  after(() => scope.run());
+
+  it("a failure with SQL and a stack reaches the caller as INTERNAL \"internal error\", details and all", async () => {
+    const keys = await makeTestKeys(await tempDir(scope, "switchyard-auth-keys-"));
+    const leaky: ServerInterceptor = (call, next) => {
+      if (call.method !== "GetUser") return next();
+      const error = new Error(`SQLITE_ERROR: near "SELEKT": syntax error in SELEKT * FROM users WHERE id = 'x' -- ${Buffer.from(keys.secret).toString("utf8")}`);
+      throw error;
+    };
+    const server = await start(scope, { services: ["user"], auth: authFiles(keys), interceptors: [leaky] });
+    const token = await hs256(keys, { scope: "users:read" });
+    const channel = new grpc.Client(`${HOST}:${server.port}`, grpc.credentials.createInsecure());
+    scope.after(() => channel.close());
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${token}`);
+    const error = await new Promise<grpc.ServiceError>((resolve, reject) => {
+      channel.makeUnaryRequest<Buffer, Buffer>(
+        "/service.UserService/GetUser",
+        (bytes) => bytes,
+        (bytes) => bytes,
+        Buffer.from([0x0a, 0x01, 0x78]),
+        metadata,
+        { deadline: Date.now() + 10_000 },
+        (failure) => (failure ? resolve(failure) : reject(new Error("the call succeeded"))),
+      );
+    });
+    assert.equal(grpc.status[error.code], "INTERNAL");
+    assert.equal(error.details, "internal error");
+    // Every trailer, binary ones included, as text: no SQL, no stack frame, no secret, no token.
+    const trailers = Object.entries(error.metadata.getMap())
+      .map(([key, value]) => `${key}: ${typeof value === "string" ? value : Buffer.from(value).toString("latin1")}`)
+      .join("\n");
+    for (const leak of [/SELEKT/, /SQLITE/, /\n\s+at /, /\.ts:\d+/, new RegExp(Buffer.from(keys.secret).toString("utf8")), new RegExp(token.split(".")[2] as string)]) {
+      assert.doesNotMatch(`${error.details}\n${trailers}`, leak);
+    }
+  });
+});

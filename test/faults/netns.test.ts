@@ -388,9 +388,13 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const began = Date.now();
     const load = createOrderLoad(t, "s4");
     await sleep(1_000);
+    const cpuBefore = servers().map((server) => cpuSeconds(server.process.pid) ?? 0);
     const downAt = Date.now();
     await etcd.stop("SIGKILL");
     await sleep(ETCD_OUTAGE_MS);
+    const cpuShare = servers().map((server, i) =>
+      Math.round((((cpuSeconds(server.process.pid) ?? 0) - (cpuBefore[i] ?? 0)) / ((Date.now() - downAt) / 1000)) * 100) / 100,
+    );
     await etcd.start();
     const upAt = Date.now();
     const registeredAt = await waitFor("every instance registered under a live lease", async () => ((await liveKeys(kv, keys)) ? Date.now() : undefined), 10_000, 100);
@@ -406,6 +410,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       callsWhileDown: during.calls,
       failedWhileDown: during.failed,
       registeredAgainAfterMs: registeredAt - upAt,
+      cpuShareWhileDown: Object.fromEntries(servers().map((server, i) => [server.host.name, cpuShare[i]])),
       problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
     });
     assert.equal(summary.failed, 0, `failed calls: ${JSON.stringify(summary.codes)}`);

@@ -20,6 +20,14 @@ export interface Http2RpcServerOptions {
   readonly interceptors?: readonly ServerInterceptor[];
   /** Largest request message accepted, in bytes, before and after decompression. Default 4 MiB. */
   readonly maxReceiveMessageBytes?: number;
+  /** Calls (HTTP/2 streams) one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more wait. Default 100. */
+  readonly maxConcurrentStreams?: number;
+  /**
+   * Largest request metadata (HTTP/2 header list) accepted, in bytes
+   * (SETTINGS_MAX_HEADER_LIST_SIZE): node:http2 resets a stream whose headers
+   * are larger with ENHANCE_YOUR_CALM, which callers see as RESOURCE_EXHAUSTED. Default 16 KiB.
+   */
+  readonly maxMetadataBytes?: number;
   /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
   readonly drainTimeoutMs?: number;
   /** Serve grpc.reflection v1 and v1alpha. Default true. */
@@ -49,10 +57,14 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     maxReceiveMessageBytes,
     peerIdentityOf: options.tls === undefined ? () => undefined : tlsPeerIdentity,
   };
+  const settings: http2.Settings = {
+    maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
+    maxHeaderListSize: options.maxMetadataBytes ?? 16 * 1024,
+  };
   const server =
     options.tls === undefined
-      ? http2.createServer()
-      : http2.createSecureServer({ ...options.tls, allowHTTP1: false, ALPNProtocols: ["h2"] });
+      ? http2.createServer({ settings })
+      : http2.createSecureServer({ ...options.tls, settings, allowHTTP1: false, ALPNProtocols: ["h2"] });
   const sessions = new Set<http2.ServerHttp2Session>();
   let health: Health | undefined;
   let listening = false;
