@@ -150,9 +150,6 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   if (hostsOrder && !hostsUser && options.userServiceTarget === undefined) {
     throw new Error("OrderService needs UserService: host both, or pass userServiceTarget");
   }
-  if (options.engine === "http2" && options.tls !== undefined) {
-    throw new Error("the http2 engine does not serve TLS yet: use the grpc-js engine with TLS");
-  }
   if (hostsOrder && options.userServiceTarget?.startsWith("etcd:///") && options.registry === undefined) {
     throw new Error(`${options.userServiceTarget} resolves through a registry: pass one (etcd://host:port)`);
   }
@@ -218,7 +215,10 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   };
   const server =
     options.engine === "http2"
-      ? createHttp2RpcServer(serverOptions)
+      ? createHttp2RpcServer({
+          ...(serverTls ? { tls: serverTls.secureServerOptions(), onTlsReload: serverTls.onReload } : {}),
+          ...serverOptions,
+        })
       : createRpcServer({ ...(serverTls ? { credentials: serverTls.credentials } : {}), ...serverOptions });
   if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
 

@@ -167,6 +167,8 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       (async () => serveOn(slowOrderHost, ["--services", "order", "--user-service", `${slowUserHost.ip}:${SERVE_PORT}`, "--data-dir", await tempDir(cleanup, "switchyard-faults-")]))(),
     ]);
     for (const replica of [orderA, orderB]) watchEjections(replica);
+    // Clean-up runs last registered first: the servers go before their data, schema and etcd.
+    cleanup.after(() => network.close());
 
     // UserService replicas keep users in SQLite of their own: the same user on each.
     for (const replica of [userA, userB]) {

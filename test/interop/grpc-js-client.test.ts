@@ -156,6 +156,15 @@ for (const engine of ENGINES) {
       assert.equal(success(await getUser(client, "u1")).name, "Ada");
     });
 
+    it("refuses request metadata over 16 KiB with RESOURCE_EXHAUSTED; 4 KiB is fine", async () => {
+      const big = new grpc.Metadata();
+      big.set("x-padding", "p".repeat(32 * 1024));
+      assert.equal(failure(await getUser(client, "u1", { metadata: big })).code, grpc.status.RESOURCE_EXHAUSTED);
+      const fine = new grpc.Metadata();
+      fine.set("x-padding", "p".repeat(4 * 1024));
+      assert.equal(success(await getUser(client, "u1", { metadata: fine })).name, "Ada");
+    });
+
     it("sends large responses", async () => {
       assert.equal(success(await getUser(client, "big:3000000")).name.length, 3_000_000);
     });

@@ -14,6 +14,7 @@ import { createRpcServer } from "../../src/toolkit/server/grpc-js-server.js";
 import { createHttp2RpcServer } from "../../src/toolkit/server/http2/http2-server.js";
 import type { RpcServer } from "../../src/toolkit/server/rpc-server.js";
 import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
+import type { ServerTls } from "../../src/toolkit/tls/server-tls.js";
 import { defineService } from "../../src/toolkit/server/service-registration.js";
 
 /** The two server implementations. */
@@ -47,6 +48,8 @@ export interface TestServerOptions {
   readonly maxReceiveMessageBytes?: number;
   readonly drainTimeoutMs?: number;
   readonly interceptors?: readonly ServerInterceptor[];
+  /** Serve TLS with these (from loadServerTls), reloads included. */
+  readonly tls?: ServerTls;
 }
 
 /**
@@ -85,7 +88,11 @@ export async function startTestServer(engine: Engine, options: TestServerOptions
     interceptors: options.interceptors ?? [],
     ...(options.maxReceiveMessageBytes === undefined ? {} : { maxReceiveMessageBytes: options.maxReceiveMessageBytes }),
   };
-  const server = engine === "http2" ? createHttp2RpcServer(serverOptions) : createRpcServer(serverOptions);
+  const tls = options.tls;
+  const server =
+    engine === "http2"
+      ? createHttp2RpcServer({ ...serverOptions, ...(tls ? { tls: tls.secureServerOptions(), onTlsReload: tls.onReload } : {}) })
+      : createRpcServer({ ...serverOptions, ...(tls ? { credentials: tls.credentials } : {}) });
   server.addService(
     defineService(UserServiceDefinition, {
       async getUser({ userId }, context) {

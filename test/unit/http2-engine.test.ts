@@ -98,6 +98,12 @@ describe("node:http2 engine, protocol edges", () => {
     assert.deepEqual(UserResponse.decode(exchange.data.subarray(5)), { name: "Ada", email: "ada@example.com", userId: "u1" });
   });
 
+  it("advertises at most 100 concurrent streams and a 16 KiB header list", async () => {
+    if (session.remoteSettings.maxConcurrentStreams === undefined) await new Promise((resolve) => session.once("remoteSettings", resolve));
+    assert.equal(session.remoteSettings.maxConcurrentStreams, 100);
+    assert.equal(session.remoteSettings.maxHeaderListSize, 16 * 1024);
+  });
+
   it("reads a request message sent one byte per DATA frame", async () => {
     const bytes = userRequest("split-user");
     const exchange = await request(session, { chunks: Array.from(bytes, (b) => Buffer.from([b])) });

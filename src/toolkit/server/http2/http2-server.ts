@@ -1,5 +1,5 @@
 import http2 from "node:http2";
-import type { TLSSocket } from "node:tls";
+import type { SecureContextOptions, TLSSocket } from "node:tls";
 import { Code } from "../../rpc/code.js";
 import type { Logger } from "../../log/logger.js";
 import { peerIdentityOf } from "../../tls/peer-identity.js";
@@ -38,6 +38,12 @@ export interface Http2RpcServerOptions {
    * CallContext.peerIdentity. Plaintext (h2c) when absent.
    */
   readonly tls?: http2.SecureServerOptions;
+  /**
+   * Follows rotated certificates: called once with a function that installs
+   * new ones (server.setSecureContext) for connections from then on; returns
+   * a function that stops following. Only with `tls`.
+   */
+  readonly onTlsReload?: (apply: (options: SecureContextOptions) => void) => () => void;
 }
 
 /**
@@ -61,10 +67,15 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
     maxHeaderListSize: options.maxMetadataBytes ?? 16 * 1024,
   };
-  const server =
-    options.tls === undefined
-      ? http2.createServer({ settings })
-      : http2.createSecureServer({ ...options.tls, settings, allowHTTP1: false, ALPNProtocols: ["h2"] });
+  let server: http2.Http2Server | http2.Http2SecureServer;
+  let stopFollowingTls: (() => void) | undefined;
+  if (options.tls === undefined) {
+    server = http2.createServer({ settings });
+  } else {
+    const secure = http2.createSecureServer({ ...options.tls, settings, allowHTTP1: false, ALPNProtocols: ["h2"] });
+    stopFollowingTls = options.onTlsReload?.((context) => secure.setSecureContext(context));
+    server = secure;
+  }
   const sessions = new Set<http2.ServerHttp2Session>();
   let health: Health | undefined;
   let listening = false;
@@ -131,6 +142,7 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
         }, drainTimeoutMs);
         await closed;
         clearTimeout(timer);
+        stopFollowingTls?.();
       })();
       return stopping;
     },
