@@ -4,39 +4,12 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { openStores, type Stores } from "../../src/app/open-stores.js";
+import type { Stores } from "../../src/app/open-stores.js";
 import type { Order } from "../../src/services/order/domain/order.js";
 import type { OrderStore } from "../../src/services/order/domain/order-store.js";
-import { createTestSchema } from "../support/postgres.js";
+import { type StoreLocation, storeBackends } from "../support/store-backends.js";
 
-/** A place to keep orders that can be opened repeatedly, and removed at the end. */
-interface Location {
-  open(): Promise<Stores>;
-  remove(): Promise<void>;
-}
-
-const BACKENDS: readonly { name: string; create(): Promise<Location> }[] = [
-  {
-    name: "SQLite",
-    async create() {
-      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "switchyard-order-store-"));
-      return {
-        open: () => openStores({ dataDir, services: ["order"] }),
-        remove: () => fs.rm(dataDir, { recursive: true, force: true }),
-      };
-    },
-  },
-  {
-    name: "PostgreSQL",
-    async create() {
-      const schema = await createTestSchema();
-      return {
-        open: () => openStores({ dataDir: "unused", databaseUrl: schema.url, services: ["order"] }),
-        remove: () => schema.drop(),
-      };
-    },
-  },
-];
+const BACKENDS = storeBackends("order");
 
 function ordersOf(stores: Stores): OrderStore {
   assert.ok(stores.orders, "openStores did not open an order store");
@@ -53,7 +26,7 @@ const ids = (orders: readonly Order[]): string[] => orders.map((order) => order.
 
 for (const backend of BACKENDS) {
   describe(`OrderStore on ${backend.name}`, () => {
-    let location: Location | undefined;
+    let location: StoreLocation | undefined;
     let stores: Stores | undefined;
     let orders: OrderStore;
 

@@ -4,39 +4,12 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { openStores, type Stores } from "../../src/app/open-stores.js";
+import type { Stores } from "../../src/app/open-stores.js";
 import type { User } from "../../src/services/user/domain/user.js";
 import type { UserStore } from "../../src/services/user/domain/user-store.js";
-import { createTestSchema } from "../support/postgres.js";
+import { type StoreLocation, storeBackends } from "../support/store-backends.js";
 
-/** A place to keep users that can be opened repeatedly, and removed at the end. */
-interface Location {
-  open(): Promise<Stores>;
-  remove(): Promise<void>;
-}
-
-const BACKENDS: readonly { name: string; create(): Promise<Location> }[] = [
-  {
-    name: "SQLite",
-    async create() {
-      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "switchyard-user-store-"));
-      return {
-        open: () => openStores({ dataDir, services: ["user"] }),
-        remove: () => fs.rm(dataDir, { recursive: true, force: true }),
-      };
-    },
-  },
-  {
-    name: "PostgreSQL",
-    async create() {
-      const schema = await createTestSchema();
-      return {
-        open: () => openStores({ dataDir: "unused", databaseUrl: schema.url, services: ["user"] }),
-        remove: () => schema.drop(),
-      };
-    },
-  },
-];
+const BACKENDS = storeBackends("user");
 
 function usersOf(stores: Stores): UserStore {
   assert.ok(stores.users, "openStores did not open a user store");
@@ -49,7 +22,7 @@ function newUser(name = "Ada Lovelace"): User {
 
 for (const backend of BACKENDS) {
   describe(`UserStore on ${backend.name}`, () => {
-    let location: Location | undefined;
+    let location: StoreLocation | undefined;
     let stores: Stores | undefined;
     let users: UserStore;
 
