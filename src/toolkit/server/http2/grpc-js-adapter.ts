@@ -235,7 +235,12 @@ export class AdaptedCall extends EventEmitter {
 
   private sendHeaders(extra?: OutgoingHttpHeaders): void {
     if (this.stream.headersSent || this.stream.destroyed) return;
-    this.stream.respond(extra === undefined ? RESPONSE_HEADERS : { ...extra, ...RESPONSE_HEADERS }, { waitForTrailers: true });
+    try {
+      this.stream.respond(extra === undefined ? RESPONSE_HEADERS : { ...extra, ...RESPONSE_HEADERS }, { waitForTrailers: true });
+    } catch {
+      // The stream closed under us: the close handler reports the cancellation.
+      this.stream.destroy();
+    }
   }
 
   /** Ends the call with a status: in the trailers, or trailers-only when nothing was sent yet. */

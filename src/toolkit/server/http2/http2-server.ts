@@ -9,9 +9,9 @@ import { addReflection } from "../reflection.js";
 import type { RpcServer } from "../rpc-server.js";
 import type { ServerInterceptor } from "../server-interceptor.js";
 import { GrpcJsServiceHost } from "./grpc-js-adapter.js";
-import { isGrpcProtoContentType } from "./protocol.js";
+import { formatPeer, isGrpcProtoContentType } from "./protocol.js";
 import { engineError, sendError, sendHttpError, sendTrailersOnly, statusHeaders } from "./response.js";
-import { type CallEnvironment, UnaryCall } from "./unary-call.js";
+import { type CallEnvironment, type ConnectionFacts, UnaryCall } from "./unary-call.js";
 
 /** Options for createHttp2RpcServer. */
 export interface Http2RpcServerOptions {
@@ -58,11 +58,7 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
   const maxReceiveMessageBytes = options.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
   const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
   const adapted = new GrpcJsServiceHost(maxReceiveMessageBytes);
-  const environment: CallEnvironment = {
-    dispatcher,
-    maxReceiveMessageBytes,
-    peerIdentityOf: options.tls === undefined ? () => undefined : tlsPeerIdentity,
-  };
+  const environment: CallEnvironment = { dispatcher, maxReceiveMessageBytes, connectionOf };
   const settings: http2.Settings = {
     maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
     maxHeaderListSize: options.maxMetadataBytes ?? 16 * 1024,
@@ -83,10 +79,23 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
 
   server.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    (session as SessionWithFacts)[CONNECTION] = connectionFacts(session, options.tls !== undefined);
     session.once("close", () => sessions.delete(session));
     session.on("error", (error) => options.logger.debug({ err: error }, "HTTP/2 connection error"));
+    // Accepted just as shutdown began: GOAWAY at once.
+    if (stopping !== undefined) session.close();
   });
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    try {
+      serve(stream, headers);
+    } catch (error) {
+      // A bug here must cost one stream, not the process.
+      options.logger.error({ err: error, path: headers[":path"] }, "could not serve an HTTP/2 stream");
+      stream.destroy();
+    }
+  });
+
+  function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     if (headers[":method"] !== "POST") return sendHttpError(stream, 405, { allow: "POST" });
     if (!isGrpcProtoContentType(headers["content-type"])) return sendHttpError(stream, 415, { accept: "application/grpc" });
     const te = headers.te;
@@ -99,7 +108,7 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     if (route !== undefined) return UnaryCall.start(stream, headers, route, environment, path);
     if (adapted.start(stream, headers, path)) return;
     sendError(stream, engineError(Code.UNIMPLEMENTED, `the method ${path} is not implemented by this server`, "UNKNOWN_METHOD"));
-  });
+  }
 
   return {
     dispatcher,
@@ -157,8 +166,22 @@ function parseAddress(address: string): { host: string | undefined; port: number
   return { host: host === "" ? undefined : host, port: Number(match[3]) };
 }
 
-function tlsPeerIdentity(stream: http2.ServerHttp2Stream): string | undefined {
-  const socket = stream.session?.socket as TLSSocket | undefined;
-  if (socket === undefined || !socket.authorized) return undefined;
-  return peerIdentityOf(socket.getPeerCertificate());
+const CONNECTION: unique symbol = Symbol("switchyard.connection");
+type SessionWithFacts = http2.ServerHttp2Session & { [CONNECTION]?: ConnectionFacts };
+const UNKNOWN_CONNECTION: ConnectionFacts = { peer: "unknown", peerIdentity: undefined };
+
+/** Peer address and verified identity of a new connection, worked out once for all its calls. */
+function connectionFacts(session: http2.ServerHttp2Session, tls: boolean): ConnectionFacts {
+  const socket = session.socket;
+  let peerIdentity: string | undefined;
+  if (tls) {
+    const secure = socket as TLSSocket;
+    // Only a certificate verified against the client CA proves an identity.
+    if (secure.authorized) peerIdentity = peerIdentityOf(secure.getPeerCertificate());
+  }
+  return { peer: formatPeer(socket.remoteAddress, socket.remotePort), peerIdentity };
+}
+
+function connectionOf(stream: http2.ServerHttp2Stream): ConnectionFacts {
+  return (stream.session as SessionWithFacts | undefined)?.[CONNECTION] ?? UNKNOWN_CONNECTION;
 }

@@ -148,14 +148,14 @@ export class MessageReader {
       } catch (error) {
         this.error =
           error instanceof RangeError
-            ? new ProtocolError(Code.RESOURCE_EXHAUSTED, `decompressed message larger than max (${this.maxMessageBytes})`, {
+            ? new ProtocolError(Code.RESOURCE_EXHAUSTED, `received message that decompresses to a size larger than ${this.maxMessageBytes}`, {
                 reason: "MESSAGE_TOO_LARGE",
               })
             : new ProtocolError(Code.INTERNAL, `could not decompress a ${this.encoding} message`);
         return false;
       }
       if (message.length > this.maxMessageBytes) {
-        this.error = new ProtocolError(Code.RESOURCE_EXHAUSTED, `decompressed message larger than max (${this.maxMessageBytes})`, {
+        this.error = new ProtocolError(Code.RESOURCE_EXHAUSTED, `received message that decompresses to a size larger than ${this.maxMessageBytes}`, {
           reason: "MESSAGE_TOO_LARGE",
         });
         return false;

@@ -50,8 +50,13 @@ export function errorHeaders(error: RpcError): OutgoingHttpHeaders {
  */
 export function sendTrailersOnly(stream: ServerHttp2Stream, status: OutgoingHttpHeaders): void {
   if (stream.destroyed || stream.headersSent) return;
-  stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, { endStream: true });
-  stopReading(stream);
+  try {
+    stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, { endStream: true });
+    stopReading(stream);
+  } catch {
+    // The stream closed under us (the client reset it): nobody is left to answer.
+    stream.destroy();
+  }
 }
 
 /**
@@ -72,8 +77,12 @@ export function sendError(stream: ServerHttp2Stream, error: RpcError): void {
 /** A plain HTTP error for requests that are not gRPC at all (wrong method or content type). */
 export function sendHttpError(stream: ServerHttp2Stream, status: number, headers: OutgoingHttpHeaders = {}): void {
   if (stream.destroyed || stream.headersSent) return;
-  stream.respond({ ":status": status, ...headers }, { endStream: true });
-  stopReading(stream);
+  try {
+    stream.respond({ ":status": status, ...headers }, { endStream: true });
+    stopReading(stream);
+  } catch {
+    stream.destroy();
+  }
 }
 
 /** An RpcError with status details, for errors the engine raises itself. */

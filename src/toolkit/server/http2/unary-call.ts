@@ -1,19 +1,26 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { CallContext } from "../../rpc/call-context.js";
 import { Code } from "../../rpc/code.js";
-import type { Metadata } from "../../rpc/metadata.js";
 import { RpcError } from "../../rpc/rpc-error.js";
 import type { Dispatcher, Route } from "../dispatcher.js";
 import { MessageReader } from "./message-reader.js";
-import { formatPeer, MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "./protocol.js";
+import { MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "./protocol.js";
 import { engineError, frameMessage, RESPONSE_HEADERS, sendError, sendOkTrailers } from "./response.js";
 
 /** What every call on one server shares. */
 export interface CallEnvironment {
   readonly dispatcher: Dispatcher;
   readonly maxReceiveMessageBytes: number;
-  /** The identity of a verified client certificate on this stream's connection, if any. */
-  peerIdentityOf(stream: ServerHttp2Stream): string | undefined;
+  /** What is known of the connection a stream belongs to (worked out once per connection). */
+  connectionOf(stream: ServerHttp2Stream): ConnectionFacts;
+}
+
+/** The caller's address and verified identity, the same for every call on a connection. */
+export interface ConnectionFacts {
+  /** e.g. `ipv4:127.0.0.1:51234` */
+  readonly peer: string;
+  /** From a verified client certificate (mTLS); undefined otherwise. */
+  readonly peerIdentity: string | undefined;
 }
 
 const CALL: unique symbol = Symbol("switchyard.unaryCall");
@@ -33,10 +40,11 @@ const enum State {
  */
 export class UnaryCall {
   /**
-   * The handler's CallContext. Metadata, peer and the abort signal are built
-   * only when read, through the context's own getters, so that a copy made
-   * with object spread (as interceptors that narrow the deadline do) still has
-   * them all.
+   * The handler's CallContext. Every member is an own property, so that a
+   * copy made with object spread (as interceptors that narrow the deadline or
+   * add a principal do) has them all. The abort signal is an own getter that
+   * makes its AbortController on first use: most calls never read it, and an
+   * AbortController costs more than the rest of the context together.
    */
   readonly context: CallContext;
   private state = State.Reading;
@@ -46,7 +54,6 @@ export class UnaryCall {
   private timer: NodeJS.Timeout | undefined;
   private controller: AbortController | undefined;
   private abortReason: RpcError | undefined;
-  private cachedMetadata: Metadata | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -57,20 +64,15 @@ export class UnaryCall {
     deadline: number | undefined,
   ) {
     const call = this;
+    const connection = environment.connectionOf(stream);
     this.context = {
       method: path,
       deadline,
+      metadata: metadataFromHeaders(headers),
+      peer: connection.peer,
+      peerIdentity: connection.peerIdentity,
       get signal(): AbortSignal {
         return call.signal();
-      },
-      get metadata(): Metadata {
-        return call.metadata();
-      },
-      get peer(): string {
-        return call.peer();
-      },
-      get peerIdentity(): string | undefined {
-        return call.environment.peerIdentityOf(call.stream);
       },
     };
   }
@@ -103,16 +105,6 @@ export class UnaryCall {
       if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
     }
     return this.controller.signal;
-  }
-
-  private metadata(): Metadata {
-    this.cachedMetadata ??= metadataFromHeaders(this.headers);
-    return this.cachedMetadata;
-  }
-
-  private peer(): string {
-    const socket = this.stream.session?.socket;
-    return formatPeer(socket?.remoteAddress, socket?.remotePort);
   }
 
   /** One DATA chunk of the request. */
@@ -207,9 +199,14 @@ export class UnaryCall {
     this.finish();
     const stream = this.stream;
     if (stream.destroyed) return;
-    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-    stream.once("wantTrailers", sendOkTrailers);
-    stream.end(frame);
+    try {
+      stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+      stream.once("wantTrailers", sendOkTrailers);
+      stream.end(frame);
+    } catch {
+      // The stream closed under us (the client reset it): nobody is left to answer.
+      stream.destroy();
+    }
   }
 
   private fail(error: RpcError): void {
