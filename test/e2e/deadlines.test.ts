@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import type { ServerCall, ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
 import { configName, ENGINES, expectCallError, startSystem, type System, type Topology, within } from "../support/system.js";
+import { stallMeter } from "../support/stall-meter.js";
 
 /** How long a blocked GetUser waits for its signal before giving up on it. */
 const BLOCK_LIMIT_MS = 5_000;
@@ -18,26 +19,6 @@ interface Observation {
   readonly deadline: number | undefined;
   /** When its signal aborted (epoch ms), or undefined if it did not within BLOCK_LIMIT_MS. */
   readonly abortedAt: number | undefined;
-}
-
-/**
- * Measures how long this process's event loop could not run timers (a busy or
- * overloaded machine): the total lateness of a 5 ms ticker. Every server in
- * these tests shares the loop, so their timers were late by as much.
- */
-function stallMeter(): { read(): number; stop(): void } {
-  const interval = 5;
-  let last = performance.now();
-  let stalled = 0;
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    stalled += Math.max(0, now - last - interval);
-    last = now;
-  }, interval);
-  return {
-    read: () => Math.round(stalled + Math.max(0, performance.now() - last - interval)),
-    stop: () => clearInterval(ticker),
-  };
 }
 
 function isGetUserFor(call: ServerCall, userId: string): boolean {

@@ -39,6 +39,7 @@ import {
   counter,
   waitFor,
 } from "./cluster.js";
+import { stallMeter } from "../support/stall-meter.js";
 
 /**
  * CreateOrder calls per second through OrderService. Override with
@@ -600,22 +601,6 @@ function secondsHistogram(records: readonly CallRecord[], from: number): Record<
     histogram[second] = (histogram[second] ?? 0) + 1;
   }
   return histogram;
-}
-
-/** How long this process's event loop could not run a 5 ms timer, in total, since started. */
-function stallMeter(): { read(): number; stop(): void } {
-  const interval = 5;
-  let last = performance.now();
-  let stalled = 0;
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    stalled += Math.max(0, now - last - interval);
-    last = now;
-  }, interval);
-  return {
-    read: () => Math.round(stalled + Math.max(0, performance.now() - last - interval)),
-    stop: () => clearInterval(ticker),
-  };
 }
 
 async function dataDirOf(server: ServerOnHost): Promise<string> {

@@ -38,7 +38,7 @@ export interface TestServer {
   /** `127.0.0.1:<port>` */
   readonly address: string;
   readonly events: HandlerEvent[];
-  /** Resolves at the first event of `kind` for `userId` recorded after `since` events (default: any). */
+  /** Resolves at the first event of `kind` for `userId` recorded after `since` events (default: from the first). */
   nextEvent(userId: string, kind: HandlerEvent["kind"], since?: number): Promise<HandlerEvent>;
   close(): Promise<void>;
 }
