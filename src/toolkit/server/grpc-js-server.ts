@@ -10,7 +10,7 @@ import { createDispatcher, type Dispatcher, type Route } from "./dispatcher.js";
 import { createHealth, type Health } from "./health.js";
 import { addReflection } from "./reflection.js";
 import type { ServerInterceptor } from "./server-interceptor.js";
-import type { RpcServer } from "./rpc-server.js";
+import type { GrpcJsService, RpcServer } from "./rpc-server.js";
 import { peerIdentityOf } from "../tls/peer-identity.js";
 
 /** Options for createRpcServer. */
@@ -30,6 +30,8 @@ export interface RpcServerOptions {
   readonly reflection?: boolean;
   /** Server TLS; plaintext when absent. */
   readonly credentials?: grpc.ServerCredentials;
+  /** Services written for grpc-js's `addService`, hosted as they are. Default none. */
+  readonly grpcJsServices?: readonly GrpcJsService[];
 }
 
 export type { RpcServer };
@@ -42,6 +44,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 100,
   });
   limitHeaderListSize(server, options.maxMetadataBytes ?? 16 * 1024);
+  for (const service of options.grpcJsServices ?? []) server.addService(service.definition, service.implementation);
   const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
   let health: Health | undefined;
 

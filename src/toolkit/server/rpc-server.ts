@@ -1,3 +1,4 @@
+import type * as grpc from "@grpc/grpc-js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { Health } from "./health.js";
 import type { ServiceRegistration } from "./service-registration.js";
@@ -22,4 +23,14 @@ export interface RpcServer {
    * finish within the drain timeout, then cancel what is left.
    */
   shutdown(): Promise<void>;
+}
+
+/**
+ * A service written for @grpc/grpc-js's `Server.addService` (a package's, or
+ * a test's such as grpc.testing.TestService), hosted beside Switchyard's on
+ * either engine with all four call kinds; it bypasses the dispatcher.
+ */
+export interface GrpcJsService {
+  readonly definition: grpc.ServiceDefinition;
+  readonly implementation: grpc.UntypedServiceImplementation;
 }

@@ -6,7 +6,7 @@ import { peerIdentityOf } from "../../tls/peer-identity.js";
 import { createDispatcher } from "../dispatcher.js";
 import { createHealth, type Health } from "../health.js";
 import { addReflection } from "../reflection.js";
-import type { RpcServer } from "../rpc-server.js";
+import type { GrpcJsService, RpcServer } from "../rpc-server.js";
 import type { ServerInterceptor } from "../server-interceptor.js";
 import { GrpcJsServiceHost } from "./grpc-js-adapter.js";
 import { formatPeer, isGrpcProtoContentType } from "./protocol.js";
@@ -44,6 +44,8 @@ export interface Http2RpcServerOptions {
    * a function that stops following. Only with `tls`.
    */
   readonly onTlsReload?: (apply: (options: SecureContextOptions) => void) => () => void;
+  /** Services written for grpc-js's `addService`, served through the engine's grpc-js adapter. Default none. */
+  readonly grpcJsServices?: readonly GrpcJsService[];
 }
 
 /**
@@ -58,6 +60,7 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
   const maxReceiveMessageBytes = options.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
   const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
   const adapted = new GrpcJsServiceHost(maxReceiveMessageBytes);
+  for (const service of options.grpcJsServices ?? []) adapted.addService(service.definition, service.implementation);
   const environment: CallEnvironment = { dispatcher, maxReceiveMessageBytes, connectionOf };
   const settings: http2.Settings = {
     maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
