@@ -14,7 +14,6 @@ import { registerInstance } from "../toolkit/discovery/etcd-registration.js";
 import type { Logger } from "../toolkit/log/logger.js";
 import { createRpcServer } from "../toolkit/server/grpc-js-server.js";
 import { createHttp2RpcServer } from "../toolkit/server/http2/http2-server.js";
-import { deadlineCapInterceptor } from "../toolkit/server/deadline-cap.js";
 import { loadSheddingInterceptor } from "../toolkit/server/load-shedding.js";
 import { loggingInterceptor } from "../toolkit/server/logging-interceptor.js";
 import type { ServerInterceptor } from "../toolkit/server/server-interceptor.js";
@@ -27,6 +26,7 @@ import { orderServiceHandlers } from "../services/order/transport/order-service-
 import { createUserUseCases } from "../services/user/domain/user-use-cases.js";
 import { userServiceHandlers } from "../services/user/transport/user-service-handlers.js";
 import { ORDER_SERVICE_IDENTITY, type Profile, switchyardAccessPolicy } from "./access-policy.js";
+import { instrumentStores } from "./instrument-stores.js";
 import { openStores } from "./open-stores.js";
 
 /** A service Switchyard can host. */
@@ -193,22 +193,24 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
     await stores.close();
     throw error;
   }
+  // Timed only when metrics are served; otherwise the stores as opened.
+  stores = instrumentStores(stores, telemetry.storeMetrics);
   const serverOptions = {
     logger: options.logger,
     // Tracing outermost, so that the call's log line carries its trace id.
-    // Then load shedding, then the deadline cap, so that everything inside sees the capped deadline,
-    // then authentication and the access policy.
+    // Then load shedding, then authentication and the access policy.
     interceptors: [
       ...telemetry.serverInterceptors,
       loggingInterceptor(options.logger),
       // Shed load before any work is done for the call (logged and counted all the same).
       shedLoad,
-      deadlineCapInterceptor(options.maxDeadlineMs ?? 60_000),
       ...(verifier ? [authInterceptor({ policy: switchyardAccessPolicy(options.profile), verifier })] : []),
       ...(options.interceptors ?? []),
     ],
     // Reflection bypasses the interceptors, so production does not serve it.
     reflection: options.profile !== "production",
+    // Applied where the engines read grpc-timeout, so every handler (and its outbound calls) sees the capped deadline.
+    maxDeadlineMs: options.maxDeadlineMs ?? 60_000,
     ...(options.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: options.drainTimeoutMs }),
     ...(options.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: options.maxConcurrentStreams }),
     ...(options.maxMetadataBytes === undefined ? {} : { maxMetadataBytes: options.maxMetadataBytes }),

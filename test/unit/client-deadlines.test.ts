@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { createClient } from "../../src/toolkit/client/create-client.js";
 import type { Transport, TransportCallOptions } from "../../src/toolkit/client/transport.js";
-import { type CallContext, runWithCallContext } from "../../src/toolkit/rpc/call-context.js";
+import type { CallContext } from "../../src/toolkit/rpc/call-context.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 
@@ -34,11 +34,11 @@ describe("client deadlines", () => {
     assert.ok(deadline >= before + 1_000 && deadline <= Date.now() + 1_000);
   });
 
-  it("inherits the inbound deadline minus the margin inside a handler", async () => {
+  it("inherits the parent call's deadline minus the margin", async () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport, { defaultTimeoutMs: 60_000, deadlineMarginMs: 25 });
     const inbound = Date.now() + 500;
-    await runWithCallContext(inboundContext(inbound), () => client.getUser({ userId: "u1" }));
+    await client.getUser({ userId: "u1" }, { parent: inboundContext(inbound) });
     assert.equal(transport.calls[0]?.deadline, inbound - 25);
   });
 
@@ -46,7 +46,7 @@ describe("client deadlines", () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport);
     const before = Date.now();
-    await runWithCallContext(inboundContext(Date.now() + 60_000), () => client.getUser({ userId: "u1" }, { timeoutMs: 100 }));
+    await client.getUser({ userId: "u1" }, { parent: inboundContext(Date.now() + 60_000), timeoutMs: 100 });
     assert.ok((transport.calls[0]?.deadline ?? Infinity) <= Date.now() + 100);
     assert.ok((transport.calls[0]?.deadline ?? 0) >= before + 100);
   });
@@ -54,7 +54,7 @@ describe("client deadlines", () => {
   it("fails with DEADLINE_EXCEEDED without calling when no time is left", async () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport);
-    const error = await runWithCallContext(inboundContext(Date.now() + 5), () => client.getUser({ userId: "u1" })).catch(
+    const error = await client.getUser({ userId: "u1" }, { parent: inboundContext(Date.now() + 5) }).catch(
       (e: unknown) => e,
     );
     assert.ok(error instanceof ClientError);
@@ -62,22 +62,22 @@ describe("client deadlines", () => {
     assert.equal(transport.calls.length, 0);
   });
 
-  it("passes the inbound cancellation to the outbound call", async () => {
+  it("passes the parent call's cancellation to the outbound call", async () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport);
     const inbound = new AbortController();
-    await runWithCallContext(inboundContext(undefined, inbound.signal), () => client.getUser({ userId: "u1" }));
+    await client.getUser({ userId: "u1" }, { parent: inboundContext(undefined, inbound.signal) });
     const signal = transport.calls[0]?.signal;
     assert.equal(signal?.aborted, false);
     inbound.abort();
     assert.equal(signal?.aborted, true);
   });
 
-  it("cancels on either the caller's own signal or the inbound one", async () => {
+  it("cancels on either the caller's own signal or the parent's", async () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport);
     const own = new AbortController();
-    await runWithCallContext(inboundContext(undefined), () => client.getUser({ userId: "u1" }, { signal: own.signal }));
+    await client.getUser({ userId: "u1" }, { parent: inboundContext(undefined), signal: own.signal });
     own.abort();
     assert.equal(transport.calls[0]?.signal?.aborted, true);
   });
@@ -88,15 +88,15 @@ describe("client deadlines under a generous inbound deadline", () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport, { defaultTimeoutMs: 1_000, deadlineMarginMs: 20 });
     const inbound = Date.now() + 60_000;
-    await runWithCallContext(inboundContext(inbound), () => client.getUser({ userId: "u1" }));
+    await client.getUser({ userId: "u1" }, { parent: inboundContext(inbound) });
     assert.equal(transport.calls[0]?.deadline, inbound - 20);
   });
 
-  it("give a call inside a handler without a deadline the default timeout", async () => {
+  it("give a call whose parent has no deadline the default timeout", async () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport, { defaultTimeoutMs: 1_000 });
     const before = Date.now();
-    await runWithCallContext(inboundContext(undefined), () => client.getUser({ userId: "u1" }));
+    await client.getUser({ userId: "u1" }, { parent: inboundContext(undefined) });
     const deadline = transport.calls[0]?.deadline ?? 0;
     assert.ok(deadline >= before + 1_000 && deadline <= Date.now() + 1_000);
   });

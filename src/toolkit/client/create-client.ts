@@ -1,4 +1,4 @@
-import { currentCallContext } from "../rpc/call-context.js";
+import type { CallContext } from "../rpc/call-context.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, RequestOf, ResponseOf, ServiceDefinition } from "../rpc/definition.js";
@@ -7,7 +7,14 @@ import type { Transport, TransportCallOptions } from "./transport.js";
 
 /** Options of one call. */
 export interface CallOptions {
-  /** Time allowed for this call; never extends an inbound deadline. Default: the inbound deadline, else `defaultTimeoutMs`. */
+  /**
+   * The inbound call this call is made for: the call inherits its deadline
+   * (minus a margin) and its cancellation, and interceptors its trace. Pass
+   * the handler's context, as Go code passes its ctx. Default: none, the
+   * call stands alone.
+   */
+  readonly parent?: CallContext;
+  /** Time allowed for this call; never extends the parent's deadline. Default: the parent's deadline, else `defaultTimeoutMs`. */
   readonly timeoutMs?: number;
   /** Cancels the call when aborted. */
   readonly signal?: AbortSignal;
@@ -16,10 +23,10 @@ export interface CallOptions {
 
 /** Options for createClient. */
 export interface ClientOptions {
-  /** Deadline of a call made with no inbound deadline above it. Default 5000 ms. */
+  /** Deadline of a call made with no parent deadline above it. Default 5000 ms. */
   readonly defaultTimeoutMs?: number;
   /**
-   * Time kept back from an inbound deadline, so that the handler still has
+   * Time kept back from the parent's deadline, so that the handler still has
    * time to answer its own caller after a downstream call times out. Default 20 ms.
    */
   readonly deadlineMarginMs?: number;
@@ -34,7 +41,9 @@ export interface ClientCall {
   /** The method's HTTP/2 path, e.g. `/service.UserService/GetUser`. */
   readonly path: string;
   readonly request: unknown;
-  /** Already resolved: the deadline includes the inbound call's, the signal its cancellation. */
+  /** The inbound call this one is made for, if any. */
+  readonly parent: CallContext | undefined;
+  /** Already resolved: the deadline includes the parent's, the signal its cancellation. */
   readonly options: TransportCallOptions;
 }
 
@@ -54,9 +63,14 @@ export type Client<S extends ServiceDefinition> = {
 };
 
 /**
- * Creates a typed client for `definition` over `transport`. Inside a handler,
- * each call inherits the inbound call's deadline (minus a margin) and its
- * cancellation, so nothing needs to be passed by hand.
+ * Creates a typed client for `definition` over `transport`. A call made with
+ * a handler's context as its `parent` inherits that call's deadline (minus a
+ * margin) and its cancellation.
+ *
+ * @example
+ *   const users = createClient(UserServiceDefinition, transport);
+ *   // inside a handler (request, context) => …
+ *   const user = await users.getUser({ userId }, { parent: context });
  */
 export function createClient<S extends ServiceDefinition>(
   definition: S,
@@ -78,14 +92,14 @@ export function createClient<S extends ServiceDefinition>(
   for (const [key, method] of Object.entries(definition.methods)) {
     const path = `/${definition.fullName}/${method.name}`;
     client[key] = (request, callOptions = {}) => {
-      const inbound = currentCallContext();
-      // The inbound caller's budget governs; the default applies only to a
-      // call with no deadline above it, and an explicit timeout can only shorten.
+      const parent = callOptions.parent;
+      // The parent's budget governs; the default applies only to a call with
+      // no deadline above it, and an explicit timeout can only shorten.
       const now = Date.now();
-      let deadline = inbound?.deadline !== undefined ? inbound.deadline - marginMs : now + defaultTimeoutMs;
+      let deadline = parent?.deadline !== undefined ? parent.deadline - marginMs : now + defaultTimeoutMs;
       if (callOptions.timeoutMs !== undefined) deadline = Math.min(deadline, now + callOptions.timeoutMs);
-      const signal = combineSignals(callOptions.signal, inbound?.signal);
-      return send({ service: definition, method, path, request, options: { deadline, signal, metadata: callOptions.metadata } });
+      const signal = combineSignals(callOptions.signal, parent?.signal);
+      return send({ service: definition, method, path, request, parent, options: { deadline, signal, metadata: callOptions.metadata } });
     };
   }
   return client as Client<S>;

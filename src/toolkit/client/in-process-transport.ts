@@ -1,6 +1,7 @@
 import type { CallContext } from "../rpc/call-context.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
+import type { Metadata } from "../rpc/metadata.js";
 import type { RpcError } from "../rpc/rpc-error.js";
 import type { Dispatcher } from "../server/dispatcher.js";
 import type { Transport } from "./transport.js";
@@ -20,40 +21,86 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
       if (route === undefined) {
         return Promise.reject(new ClientError(path, Code.UNIMPLEMENTED, `${path} is not hosted in this process`));
       }
-      const controller = new AbortController();
-      const onAbort = (): void => controller.abort(new ClientError(path, Code.CANCELLED, `the call to ${path} was cancelled`));
-      if (options.signal?.aborted) onAbort();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      const context: CallContext = {
-        method: path,
-        deadline: options.deadline,
-        signal: controller.signal,
-        metadata: options.metadata ?? {},
-        peer: "in-process",
-      };
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
+      const callerSignal = options.signal;
+      if (callerSignal?.aborted) return Promise.reject(cancelled(path));
+      const context = new InProcessCallContext(path, options.deadline, options.metadata ?? {});
+      return new Promise<never>((resolve, reject) => {
+        const settle = (): void => {
+          clearTimeout(timer);
+          callerSignal?.removeEventListener("abort", onCallerAbort);
+        };
+        const onExpired = (): void => {
+          settle();
           const error = new ClientError(path, Code.DEADLINE_EXCEEDED, `deadline exceeded calling ${path}`);
-          controller.abort(error);
+          context.abort(error);
           reject(error);
-        }, options.deadline - Date.now());
+        };
+        const onCallerAbort = (): void => {
+          settle();
+          const error = cancelled(path);
+          context.abort(error);
+          reject(error);
+        };
+        const timer = setTimeout(onExpired, options.deadline - Date.now());
+        callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+        dispatcher.invoke(route, request, context).then(
+          (response) => {
+            settle();
+            resolve(response as never);
+          },
+          (error: RpcError) => {
+            settle();
+            reject(
+              new ClientError(path, error.code, error.message, {
+                ...(error.reason === undefined ? {} : { reason: error.reason }),
+                metadata: error.metadata,
+                fieldViolations: error.fieldViolations,
+              }),
+            );
+          },
+        );
       });
-      const cancelled = new Promise<never>((_, reject) => {
-        controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
-      });
-      const result = dispatcher.invoke(route, request, context).catch((error: RpcError) => {
-        throw new ClientError(path, error.code, error.message, {
-          ...(error.reason === undefined ? {} : { reason: error.reason }),
-          metadata: error.metadata,
-          fieldViolations: error.fieldViolations,
-        });
-      });
-      return Promise.race([result, expired, cancelled]).finally(() => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onAbort);
-      }) as Promise<never>;
     },
     close() {},
   };
+}
+
+function cancelled(path: string): ClientError {
+  return new ClientError(path, Code.CANCELLED, `the call to ${path} was cancelled`);
+}
+
+/**
+ * The callee's context. Its signal is made on first use: most handlers never
+ * read it, and an AbortController with a listener on the caller's signal
+ * costs more than the rest of the call. Members are own properties (the
+ * signal an own getter), so that an interceptor's object-spread copy has them all.
+ */
+class InProcessCallContext implements CallContext {
+  readonly peer = "in-process";
+  declare readonly signal: AbortSignal;
+  private controller: AbortController | undefined;
+  private reason: ClientError | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly deadline: number,
+    readonly metadata: Metadata,
+  ) {
+    Object.defineProperty(this, "signal", {
+      enumerable: true,
+      get: (): AbortSignal => {
+        if (this.controller === undefined) {
+          this.controller = new AbortController();
+          if (this.reason !== undefined) this.controller.abort(this.reason);
+        }
+        return this.controller.signal;
+      },
+    });
+  }
+
+  /** The call ended for the caller (deadline, cancellation): the handler should stop. */
+  abort(reason: ClientError): void {
+    this.reason ??= reason;
+    this.controller?.abort(this.reason);
+  }
 }

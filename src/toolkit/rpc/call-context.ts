@@ -1,10 +1,12 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { Metadata } from "./metadata.js";
 
 /**
- * What a handler knows about the call it serves. Outbound calls made while the
- * handler runs read it from async context, so deadline and cancellation reach
- * downstream services without being passed by hand.
+ * What a handler knows about the call it serves. A handler passes it on as
+ * the `parent` of the outbound calls it makes, as Go code passes its ctx, so
+ * deadline and cancellation reach downstream services. It is passed
+ * explicitly rather than kept in AsyncLocalStorage: on Node 20 that turns on
+ * async hooks for every promise and callback of the process, which cost a
+ * fifth of the server's throughput (docs/benchmarks.md).
  */
 export interface CallContext {
   /** The method's HTTP/2 path, e.g. `/service.UserService/GetUser`. */
@@ -43,18 +45,6 @@ export interface Principal {
   readonly scopes: readonly string[];
   /** What it is, e.g. `admin`. */
   readonly roles: readonly string[];
-}
-
-const storage = new AsyncLocalStorage<CallContext>();
-
-/** Runs `fn` with `context` as the current call context. */
-export function runWithCallContext<T>(context: CallContext, fn: () => T): T {
-  return storage.run(context, fn);
-}
-
-/** The context of the call being served by the current async flow, if any. */
-export function currentCallContext(): CallContext | undefined {
-  return storage.getStore();
 }
 
 /** Milliseconds left before the deadline (never negative); undefined without one. */

@@ -1,4 +1,4 @@
-import { type CallContext, runWithCallContext } from "../rpc/call-context.js";
+import type { CallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
 import { RpcError } from "../rpc/rpc-error.js";
@@ -15,7 +15,7 @@ export interface Route {
 
 /**
  * The transport-independent heart of a server: routes a decoded request to
- * its handler through the interceptors, in the call's async context, and
+ * its handler through the interceptors and
  * turns whatever is thrown into the status the caller should see. Network
  * engines and the in-process transport both call through it, so a call has
  * the same semantics whichever way it arrives.
@@ -76,7 +76,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         return Promise.reject(new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"));
       }
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
-      return runWithCallContext(context, () => chain(call)).catch((error: unknown) => fail(error, route));
+      let result: Promise<unknown>;
+      try {
+        result = chain(call);
+      } catch (error) {
+        // A handler or interceptor that throws before its first await.
+        result = Promise.reject(error);
+      }
+      return result.catch((error: unknown) => fail(error, route));
     },
   };
   return dispatcher;

@@ -6,6 +6,7 @@ import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { encodeStatusDetails, STATUS_DETAILS_KEY } from "../rpc/status-details.js";
 import type { Logger } from "../log/logger.js";
+import { cappedTimeout, checkMaxDeadline, maxDeadlineExceeded } from "./deadline-cap.js";
 import { createDispatcher, type Dispatcher, type Route } from "./dispatcher.js";
 import { createHealth, type Health } from "./health.js";
 import { addReflection } from "./reflection.js";
@@ -26,6 +27,12 @@ export interface RpcServerOptions {
   readonly maxMetadataBytes?: number;
   /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
   readonly drainTimeoutMs?: number;
+  /**
+   * Longest a call may run: a call without a deadline, or with a later one,
+   * gets this much; its handler's context carries the shorter deadline, and
+   * the caller gets DEADLINE_EXCEEDED when it passes. Default: no cap.
+   */
+  readonly maxDeadlineMs?: number;
   /** Serve grpc.reflection v1 and v1alpha. Default true. */
   readonly reflection?: boolean;
   /** Server TLS; plaintext when absent. */
@@ -39,6 +46,8 @@ export type { RpcServer };
 /** Hosts services on @grpc/grpc-js, with health checking and reflection. */
 export function createRpcServer(options: RpcServerOptions): RpcServer {
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+  const maxDeadlineMs = options.maxDeadlineMs;
+  checkMaxDeadline(maxDeadlineMs);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
     "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 100,
@@ -85,16 +94,25 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
             );
             return callback(toServiceError(error));
           }
-          const { context, finish } = callContextOf(call, route);
+          const { context, finish, abort, capMs } = callContextOf(call, route, maxDeadlineMs);
+          let timer: NodeJS.Timeout | undefined;
+          const answer = (error: RpcError | undefined, response?: unknown): void => {
+            if (!finish()) return;
+            clearTimeout(timer);
+            if (error === undefined) callback(null, response);
+            else callback(toServiceError(error));
+          };
+          if (capMs !== undefined) {
+            // grpc-js enforces only the caller's own deadline; the cap is ours to keep.
+            timer = setTimeout(() => {
+              const error = maxDeadlineExceeded(capMs);
+              abort(error);
+              answer(error);
+            }, capMs);
+          }
           dispatcher.invoke(route, request, context).then(
-            (response) => {
-              finish();
-              callback(null, response);
-            },
-            (error: RpcError) => {
-              finish();
-              callback(toServiceError(error));
-            },
+            (response) => answer(undefined, response),
+            (error: RpcError) => answer(error),
           );
         };
         implementation[key] = handleUnary as grpc.UntypedHandleCall;
@@ -131,14 +149,22 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
 }
 
 /**
- * The call context of a grpc-js call, and `finish` to mark the response sent:
- * grpc-js emits "cancelled" after every response, which must not read as the
- * caller giving up.
+ * The call context of a grpc-js call (its deadline capped at `maxDeadlineMs`),
+ * `finish` to mark the response sent (false when it already was): grpc-js
+ * emits "cancelled" after every response, which must not read as the caller
+ * giving up; and `abort` to stop the handler.
  */
-function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route): { context: CallContext; finish(): void } {
+function callContextOf(
+  call: grpc.ServerUnaryCall<Buffer, unknown>,
+  route: Route,
+  maxDeadlineMs: number | undefined,
+): { context: CallContext; finish(): boolean; abort(reason: RpcError): void; capMs: number | undefined } {
   const controller = new AbortController();
   const deadline = call.getDeadline();
-  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  const clientDeadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  const now = Date.now();
+  const { timeoutMs, capped } = cappedTimeout(Number.isFinite(clientDeadlineMs) ? clientDeadlineMs - now : undefined, maxDeadlineMs);
+  const deadlineMs = timeoutMs === undefined ? Infinity : now + timeoutMs;
   let finished = false;
   call.once("cancelled", () => {
     if (finished) return;
@@ -151,7 +177,7 @@ function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route
   let metadata: Metadata | undefined;
   const context: CallContext = {
     method: `/${route.service.fullName}/${route.method.name}`,
-    deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
+    deadline: timeoutMs === undefined ? undefined : deadlineMs,
     signal: controller.signal,
     // Converted on first use: most handlers never read metadata.
     get metadata(): Metadata {
@@ -162,7 +188,12 @@ function callContextOf(call: grpc.ServerUnaryCall<Buffer, unknown>, route: Route
     // Only a certificate verified against the server's client CA gets here.
     peerIdentity: peerIdentityOf(call.getAuthContext().sslPeerCertificate),
   };
-  return { context, finish: () => (finished = true) };
+  return {
+    context,
+    finish: () => !finished && (finished = true),
+    abort: (reason) => controller.abort(reason),
+    capMs: capped ? timeoutMs : undefined,
+  };
 }
 
 /**

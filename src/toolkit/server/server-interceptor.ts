@@ -1,4 +1,4 @@
-import { type CallContext, runWithCallContext } from "../rpc/call-context.js";
+import type { CallContext } from "../rpc/call-context.js";
 
 /** What an interceptor may read about the call it wraps. */
 export interface ServerCall {
@@ -14,8 +14,8 @@ export interface ServerCall {
  * Wraps every handler call (logging, metrics, auth...). Calls `next()` to go on
  * and returns or throws what the caller should see. `next(call)` goes on with
  * a changed call instead (e.g. its context with the authenticated principal or
- * a shorter deadline): the inner interceptors, the handler and outbound calls
- * made by the handler see that one.
+ * a shorter deadline): the inner interceptors and the handler see that one,
+ * and so do the outbound calls the handler makes with it as their parent.
  */
 export type ServerInterceptor = (call: ServerCall, next: (call?: ServerCall) => Promise<unknown>) => Promise<unknown>;
 
@@ -25,11 +25,7 @@ export function chainInterceptors(
   handler: (call: ServerCall) => Promise<unknown>,
 ): (call: ServerCall) => Promise<unknown> {
   return interceptors.reduceRight<(call: ServerCall) => Promise<unknown>>(
-    (next, interceptor) => (call) =>
-      interceptor(call, (changed) => {
-        if (changed === undefined || changed.context === call.context) return next(changed ?? call);
-        return runWithCallContext(changed.context, () => next(changed));
-      }),
+    (next, interceptor) => (call) => interceptor(call, (changed) => next(changed ?? call)),
     handler,
   );
 }

@@ -1,26 +1,30 @@
 import { checkId, DomainError, rejectViolations, type Violation } from "../../common/domain-error.js";
 import { ORDER_CREATED, type Order } from "./order.js";
 import type { OrderStore } from "./order-store.js";
-import type { UserDirectory } from "./user-directory.js";
+import type { RequestScope, UserDirectory } from "./user-directory.js";
 
 /** Default and largest page for listing orders. */
 export const DEFAULT_ORDER_LIST_LIMIT = 50;
 export const MAX_ORDER_LIST_LIMIT = 500;
 
-/** What OrderService does, free of any transport. */
-export interface OrderUseCases {
-  /** Places an order; idempotent on its id. `signal` stops the work before the write. */
-  createOrder(input: { orderId: string; userId: string }, signal?: AbortSignal): Promise<Order>;
+/** What OrderService does, free of any transport; each use case runs within the request `scope` it serves. */
+export interface OrderUseCases<Scope extends RequestScope> {
+  /** Places an order; idempotent on its id. Writes nothing once `scope` is given up. */
+  createOrder(input: { orderId: string; userId: string }, scope: Scope): Promise<Order>;
   /** The user's most recent order. */
-  latestOrder(userId: string): Promise<Order>;
+  latestOrder(userId: string, scope: Scope): Promise<Order>;
   /** The user's orders, most recent first. `limit` 0 means the default. */
-  listOrders(userId: string, limit: number): Promise<Order[]>;
+  listOrders(userId: string, limit: number, scope: Scope): Promise<Order[]>;
 }
 
 /** OrderService's use cases over a store and a view of UserService. */
-export function createOrderUseCases(store: OrderStore, users: UserDirectory, now: () => number = Date.now): OrderUseCases {
-  async function requireUser(userId: string, kind: "not_found" | "precondition"): Promise<void> {
-    if ((await users.find(userId)) === undefined) {
+export function createOrderUseCases<Scope extends RequestScope>(
+  store: OrderStore,
+  users: UserDirectory<Scope>,
+  now: () => number = Date.now,
+): OrderUseCases<Scope> {
+  async function requireUser(userId: string, kind: "not_found" | "precondition", scope: Scope): Promise<void> {
+    if ((await users.find(userId, scope)) === undefined) {
       throw new DomainError(kind, "USER_NOT_FOUND", `no user with id "${userId}"; create it with CreateUser first`, [], {
         user_id: userId,
       });
@@ -28,11 +32,11 @@ export function createOrderUseCases(store: OrderStore, users: UserDirectory, now
   }
 
   return {
-    async createOrder({ orderId, userId }, signal) {
+    async createOrder({ orderId, userId }, scope) {
       rejectViolations([checkId("order_id", orderId), checkId("user_id", userId)].filter(isViolation));
-      await requireUser(userId, "precondition");
+      await requireUser(userId, "precondition", scope);
       // The caller may have given up while we waited for UserService: write nothing then.
-      signal?.throwIfAborted();
+      scope.signal.throwIfAborted();
       const stored = await store.insertIfAbsent({ id: orderId, userId, status: ORDER_CREATED, createdAt: now() });
       if (stored.userId !== userId) {
         throw new DomainError(
@@ -45,22 +49,22 @@ export function createOrderUseCases(store: OrderStore, users: UserDirectory, now
       }
       return stored;
     },
-    async latestOrder(userId) {
+    async latestOrder(userId, scope) {
       rejectViolations([checkId("user_id", userId)].filter(isViolation));
-      await requireUser(userId, "not_found");
+      await requireUser(userId, "not_found", scope);
       const [latest] = await store.listForUser(userId, 1);
       if (latest === undefined) {
         throw new DomainError("not_found", "NO_ORDERS", `user "${userId}" has no orders yet`, [], { user_id: userId });
       }
       return latest;
     },
-    async listOrders(userId, limit) {
+    async listOrders(userId, limit, scope) {
       const violations = [checkId("user_id", userId)].filter(isViolation);
       if (!Number.isInteger(limit) || limit < 0 || limit > MAX_ORDER_LIST_LIMIT) {
         violations.push({ field: "limit", description: `must be between 0 and ${MAX_ORDER_LIST_LIMIT}` });
       }
       rejectViolations(violations);
-      await requireUser(userId, "not_found");
+      await requireUser(userId, "not_found", scope);
       return store.listForUser(userId, limit === 0 ? DEFAULT_ORDER_LIST_LIMIT : limit);
     },
   };

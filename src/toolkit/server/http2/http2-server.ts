@@ -3,6 +3,7 @@ import type { SecureContextOptions, TLSSocket } from "node:tls";
 import { Code } from "../../rpc/code.js";
 import type { Logger } from "../../log/logger.js";
 import { peerIdentityOf } from "../../tls/peer-identity.js";
+import { checkMaxDeadline } from "../deadline-cap.js";
 import { createDispatcher } from "../dispatcher.js";
 import { createHealth, type Health } from "../health.js";
 import { addReflection } from "../reflection.js";
@@ -30,6 +31,12 @@ export interface Http2RpcServerOptions {
   readonly maxMetadataBytes?: number;
   /** How long shutdown waits for in-flight calls before cancelling them. Default 10 s. */
   readonly drainTimeoutMs?: number;
+  /**
+   * Longest a call may run: a call without a deadline, or with a later one,
+   * gets this much; its handler's context carries the shorter deadline, and
+   * the caller gets DEADLINE_EXCEEDED when it passes. Default: no cap.
+   */
+  readonly maxDeadlineMs?: number;
   /** Serve grpc.reflection v1 and v1alpha. Default true. */
   readonly reflection?: boolean;
   /**
@@ -61,7 +68,8 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
   const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
   const adapted = new GrpcJsServiceHost(maxReceiveMessageBytes);
   for (const service of options.grpcJsServices ?? []) adapted.addService(service.definition, service.implementation);
-  const environment: CallEnvironment = { dispatcher, maxReceiveMessageBytes, connectionOf };
+  checkMaxDeadline(options.maxDeadlineMs);
+  const environment: CallEnvironment = { dispatcher, maxReceiveMessageBytes, maxDeadlineMs: options.maxDeadlineMs, connectionOf };
   const settings: http2.Settings = {
     maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
     maxHeaderListSize: options.maxMetadataBytes ?? 16 * 1024,

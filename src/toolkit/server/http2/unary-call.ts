@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { CallContext } from "../../rpc/call-context.js";
 import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
+import { cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { Dispatcher, Route } from "../dispatcher.js";
 import { MessageReader } from "./message-reader.js";
 import { MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "./protocol.js";
@@ -11,6 +12,8 @@ import { engineError, frameMessage, RESPONSE_HEADERS, sendError, sendOkTrailers 
 export interface CallEnvironment {
   readonly dispatcher: Dispatcher;
   readonly maxReceiveMessageBytes: number;
+  /** Longest a call may run; calls without a deadline or with a later one get this. Undefined: no cap. */
+  readonly maxDeadlineMs: number | undefined;
   /** What is known of the connection a stream belongs to (worked out once per connection). */
   connectionOf(stream: ServerHttp2Stream): ConnectionFacts;
 }
@@ -62,6 +65,8 @@ export class UnaryCall {
     private readonly environment: CallEnvironment,
     path: string,
     deadline: number | undefined,
+    /** Set when the deadline is the server's cap rather than the caller's. */
+    private readonly capMs: number | undefined,
   ) {
     const call = this;
     const connection = environment.connectionOf(stream);
@@ -80,15 +85,17 @@ export class UnaryCall {
   /** Starts serving `route` on `stream`; answers protocol errors itself. */
   static start(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, route: Route, environment: CallEnvironment, path: string): void {
     const timeoutHeader = headers["grpc-timeout"];
-    let timeoutMs: number | undefined;
+    let clientTimeoutMs: number | undefined;
     if (timeoutHeader !== undefined) {
-      timeoutMs = parseGrpcTimeout(timeoutHeader as string);
-      if (timeoutMs === undefined) {
+      clientTimeoutMs = parseGrpcTimeout(timeoutHeader as string);
+      if (clientTimeoutMs === undefined) {
         sendError(stream, engineError(Code.INTERNAL, `malformed grpc-timeout "${String(timeoutHeader)}"`, "MALFORMED_TIMEOUT"));
         return;
       }
     }
-    const call = new UnaryCall(stream, headers, route, environment, path, timeoutMs === undefined ? undefined : Date.now() + timeoutMs);
+    const { timeoutMs, capped } = cappedTimeout(clientTimeoutMs, environment.maxDeadlineMs);
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    const call = new UnaryCall(stream, headers, route, environment, path, deadline, capped ? timeoutMs : undefined);
     (stream as StreamWithCall)[CALL] = call;
     stream.on("data", onData);
     stream.on("end", onEnd);
@@ -184,8 +191,9 @@ export class UnaryCall {
   expired(): void {
     if (this.state === State.Done) return;
     this.timer = undefined;
-    this.fail(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
-    this.abort(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
+    const error = this.capMs === undefined ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded") : maxDeadlineExceeded(this.capMs);
+    this.fail(error);
+    this.abort(error);
   }
 
   private succeed(response: unknown): void {
