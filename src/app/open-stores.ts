@@ -22,10 +22,22 @@ export interface OpenStoresOptions {
   readonly onBackgroundError?: (error: Error) => void;
 }
 
+/** A connection pool's state as its driver reports it (pg.Pool's counts, and its size). */
+export interface ConnectionPoolState {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+  readonly max: number;
+}
+
 /** The opened stores, one per requested service, and how to release them. */
 export interface Stores {
   readonly users?: UserStore;
   readonly orders?: OrderStore;
+  /** The database behind them, as a metrics label. */
+  readonly kind: "sqlite" | "postgres";
+  /** The shared connection pool's state now; absent for SQLite, which has none. */
+  readonly pool?: () => ConnectionPoolState;
   /** Where the data lives, safe to log: never contains a password. */
   readonly describe: string;
   close(): Promise<void>;
@@ -57,6 +69,7 @@ function openSqliteStores(dataDir: string, services: ReadonlySet<StoredService>)
     return {
       users: services.has("user") ? openSqliteUserStore(open("user")) : undefined,
       orders: services.has("order") ? openSqliteOrderStore(open("order")) : undefined,
+      kind: "sqlite",
       describe: `sqlite:${dataDir}`,
       close: closeAll,
     };
@@ -80,7 +93,14 @@ async function openPostgresStores(
     let ended: Promise<void> | undefined;
     // pg throws when a pool is ended twice; closing twice should be harmless.
     const close = (): Promise<void> => (ended ??= pool.end());
-    return { users, orders, describe: describePostgres(url), close };
+    const max = pool.options.max;
+    const state = (): ConnectionPoolState => ({
+      totalCount: pool.totalCount,
+      idleCount: pool.idleCount,
+      waitingCount: pool.waitingCount,
+      max,
+    });
+    return { users, orders, kind: "postgres", pool: state, describe: describePostgres(url), close };
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw error;

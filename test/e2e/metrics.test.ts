@@ -5,6 +5,8 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import pg from "pg";
 import { startSwitchyard, type Switchyard } from "../../src/app/switchyard.js";
 import { OrderServiceDefinition, UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { type Client, createClient } from "../../src/toolkit/client/create-client.js";
@@ -14,6 +16,7 @@ import { silentLogger } from "../../src/toolkit/log/logger.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
+import { createTestSchema, type TestSchema } from "../support/postgres.js";
 
 const HOST = "127.0.0.1";
 
@@ -235,6 +238,27 @@ function rpc(service: "UserService" | "OrderService", method: string, code?: str
   };
 }
 
+function storeOp(service: "user" | "order", store: "sqlite" | "postgres", operation: string, outcome: "ok" | "error"): Record<string, string> {
+  return { service, store, operation, outcome };
+}
+
+/** Runs `promtool check metrics` on an exposition: no parse error, and no lint finding but prom-client's known ones. */
+function assertPromtoolClean(text: string): void {
+  assert.ok(promtool, "promtool is not installed: apt-get install --no-install-recommends prometheus (.ci/run does)");
+  const result = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+  // 0: clean; 3: lint findings only (1 would be a parse error).
+  assert.ok(result.status === 0 || result.status === 3, `promtool exited ${result.status}: ${result.stderr}${result.stdout}`);
+  const findings = `${result.stdout}${result.stderr}`
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
+  assert.deepEqual(
+    findings.filter((line) => !KNOWN_DEFAULT_METRIC_LINT.includes(line)),
+    [],
+    "promtool found problems in our metrics",
+  );
+}
+
 /** Holds UserService.GetUser for one user id until released. */
 function holdGetUser(userId: string): { interceptor: ServerInterceptor; entered: Promise<void>; release(): void } {
   let release: () => void = () => undefined;
@@ -366,6 +390,26 @@ describe("Prometheus metrics of the split topology", () => {
     );
     const sum = valueOf(orderAfter, "grpc_server_handling_seconds_sum", rpc("OrderService", "CreateOrder"));
     assert.ok(sum > 0 && sum < 10, `handling seconds sum ${sum}`);
+    // Each process times the store of the service it hosts, and only that one.
+    const seconds = "switchyard_store_operation_seconds_count";
+    assert.deepEqual(
+      {
+        userFind: delta(userBefore, userAfter, seconds, storeOp("user", "sqlite", "find", "ok")),
+        userInsert: delta(userBefore, userAfter, seconds, storeOp("user", "sqlite", "insertIfAbsent", "ok")),
+        userErrors: delta(userBefore, userAfter, seconds, storeOp("user", "sqlite", "find", "error")),
+        userOrderStore: delta(userBefore, userAfter, seconds, storeOp("order", "sqlite", "insertIfAbsent", "ok")),
+        orderInsert: delta(orderBefore, orderAfter, seconds, storeOp("order", "sqlite", "insertIfAbsent", "ok")),
+        orderList: delta(orderBefore, orderAfter, seconds, storeOp("order", "sqlite", "listForUser", "ok")),
+        orderUserStore: delta(orderBefore, orderAfter, seconds, storeOp("user", "sqlite", "find", "ok")),
+      },
+      { userFind: 3, userInsert: 1, userErrors: 0, userOrderStore: 0, orderInsert: 2, orderList: 0, orderUserStore: 0 },
+    );
+    assert.ok(
+      valueOf(orderAfter, "switchyard_store_operation_seconds_sum", storeOp("order", "sqlite", "insertIfAbsent", "ok")) > 0,
+      "store seconds sum",
+    );
+    // SQLite has no connection pool to report.
+    assert.equal(userAfter.get("switchyard_store_pool_open_connections"), undefined);
   });
 
   it("shows calls in flight on both sides while they run", async () => {
@@ -409,6 +453,7 @@ describe("Prometheus metrics of the split topology", () => {
       process_resident_memory_bytes: "gauge",
       nodejs_eventloop_lag_seconds: "gauge",
       nodejs_heap_size_used_bytes: "gauge",
+      switchyard_store_operation_seconds: "histogram",
     };
     for (const [name, type] of Object.entries(expected)) {
       const family = families.get(name);
@@ -425,25 +470,22 @@ describe("Prometheus metrics of the split topology", () => {
       .filter((s) => s.name.endsWith("_bucket") && s.labels["grpc_method"] === "CreateOrder")
       .map((s) => s.labels["le"]);
     assert.deepEqual(buckets, ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]);
+    const storeSeries = families.get("switchyard_store_operation_seconds")?.samples ?? [];
+    assert.ok(storeSeries.length > 0);
+    for (const sample of storeSeries) {
+      const names = Object.keys(sample.labels).filter((name) => name !== "le");
+      assert.deepEqual(names.sort(), ["operation", "outcome", "service", "store"]);
+    }
+    // Every operation of the order store, both outcomes, from the start.
+    const storeCounts = storeSeries.filter((s) => s.name.endsWith("_count")).map((s) => `${s.labels["operation"]}/${s.labels["outcome"]}`);
+    assert.deepEqual(storeCounts.sort(), ["insertIfAbsent/error", "insertIfAbsent/ok", "listForUser/error", "listForUser/ok"]);
   });
 
   it("passes promtool check metrics", async () => {
-    assert.ok(promtool, "promtool is not installed: apt-get install --no-install-recommends prometheus (.ci/run does)");
     for (const port of [userMetrics, orderMetrics]) {
       const { text } = await scrape(port);
       assert.ok(text.includes("grpc_server_handled_total{"), "scrape after calls were made");
-      const result = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
-      // 0: clean; 3: lint findings only (1 would be a parse error).
-      assert.ok(result.status === 0 || result.status === 3, `promtool exited ${result.status}: ${result.stderr}${result.stdout}`);
-      const findings = `${result.stdout}${result.stderr}`
-        .split("\n")
-        .map((line) => line.trim())
-        .filter((line) => line !== "");
-      assert.deepEqual(
-        findings.filter((line) => !KNOWN_DEFAULT_METRIC_LINT.includes(line)),
-        [],
-        "promtool found problems in our metrics",
-      );
+      assertPromtoolClean(text);
     }
   });
 
@@ -453,6 +495,208 @@ describe("Prometheus metrics of the split topology", () => {
     await response.body?.cancel();
   });
 });
+
+/** A database one process keeps both services' data in, and a way to make the orders table vanish for a while. */
+interface Backend {
+  readonly name: "SQLite" | "PostgreSQL";
+  readonly store: "sqlite" | "postgres";
+  /** Options for startSwitchyard. */
+  readonly where: { readonly dataDir: string; readonly databaseUrl?: string };
+  /** Renames the orders table away, so that order store queries fail; resolves to a function that puts it back. */
+  hideOrders(): Promise<() => Promise<void>>;
+  remove(): Promise<void>;
+}
+
+async function sqliteBackend(): Promise<Backend> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "switchyard-store-metrics-"));
+  const renameOrders = (from: string, to: string): void => {
+    // A second connection to the server's file (WAL): the server's prepared statements see the change.
+    const db = new Database(path.join(dataDir, "order.sqlite"));
+    try {
+      db.exec(`ALTER TABLE ${from} RENAME TO ${to}`);
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    name: "SQLite",
+    store: "sqlite",
+    where: { dataDir },
+    async hideOrders() {
+      renameOrders("orders", "orders_hidden");
+      return async () => renameOrders("orders_hidden", "orders");
+    },
+    remove: () => fs.rm(dataDir, { recursive: true, force: true }),
+  };
+}
+
+async function postgresBackend(schema: TestSchema): Promise<Backend> {
+  const sql = async (text: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: schema.url });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  };
+  return {
+    name: "PostgreSQL",
+    store: "postgres",
+    where: { dataDir: "unused", databaseUrl: schema.url },
+    async hideOrders() {
+      await sql("ALTER TABLE orders RENAME TO orders_hidden");
+      return () => sql("ALTER TABLE orders_hidden RENAME TO orders");
+    },
+    remove: () => schema.drop(),
+  };
+}
+
+/** Polls `read` until `done` holds of its value (or fails after `timeoutMs`); returns that value. */
+async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) assert.fail(`condition not met in ${timeoutMs} ms; last value ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+for (const open of [sqliteBackend, async () => postgresBackend(await createTestSchema())]) {
+  describe(`store metrics of one process, ${open === sqliteBackend ? "SQLite" : "PostgreSQL"}`, () => {
+    let backend: Backend;
+    let app: Switchyard;
+    let transport: Transport;
+    let user: Client<typeof UserServiceDefinition>;
+    let order: Client<typeof OrderServiceDefinition>;
+    const storeFigure = (families: Map<string, Family>, service: "user" | "order", operation: string, outcome: "ok" | "error"): number =>
+      valueOf(families, "switchyard_store_operation_seconds_count", storeOp(service, backend.store, operation, outcome));
+
+    before(async () => {
+      backend = await open();
+      app = await startSwitchyard({
+        host: HOST,
+        port: 0,
+        metricsPort: 0,
+        drainTimeoutMs: 1_000,
+        logger: silentLogger(),
+        services: ["user", "order"],
+        ...backend.where,
+      });
+      transport = createGrpcTransport({ target: `${HOST}:${app.port}`, services: [UserServiceDefinition, OrderServiceDefinition] });
+      user = createClient(UserServiceDefinition, transport);
+      order = createClient(OrderServiceDefinition, transport);
+    });
+
+    after(async () => {
+      transport?.close();
+      await app?.close();
+      await backend?.remove();
+    });
+
+    it("times every store operation as calls are made, and passes promtool", async () => {
+      assert.ok(app.metricsPort !== undefined);
+      const before = (await scrape(app.metricsPort)).families;
+      const userId = `user-${randomUUID()}`;
+      const orderId = `order-${randomUUID()}`;
+      await user.createUser({ userId, name: "Ada", email: "ada@example.com" });
+      await order.createOrder({ orderId, userId });
+      await order.createOrder({ orderId, userId }); // the replay: a read, no write
+      await order.getOrderByUser({ userId });
+      await order.listOrdersByUser({ userId, limit: 10 });
+      await assert.rejects(user.getUser({ userId: `nobody-${randomUUID()}` }), (error: unknown) => {
+        return error instanceof ClientError && error.code === Code.NOT_FOUND;
+      });
+      const { text, families: after } = await scrape(app.metricsPort);
+      const delta = (service: "user" | "order", operation: string, outcome: "ok" | "error"): number =>
+        storeFigure(after, service, operation, outcome) - storeFigure(before, service, operation, outcome);
+      assert.deepEqual(
+        {
+          userFind: delta("user", "find", "ok"),
+          userInsert: delta("user", "insertIfAbsent", "ok"),
+          orderInsert: delta("order", "insertIfAbsent", "ok"),
+          orderList: delta("order", "listForUser", "ok"),
+          errors: ["find", "insertIfAbsent"].reduce((n, op) => n + delta("user", op, "error"), 0) +
+            ["insertIfAbsent", "listForUser"].reduce((n, op) => n + delta("order", op, "error"), 0),
+        },
+        // find: the two CreateOrders, GetOrderByUser and ListOrdersByUser check the user, and the unknown GetUser.
+        { userFind: 5, userInsert: 1, orderInsert: 2, orderList: 2, errors: 0 },
+      );
+      const seconds = valueOf(after, "switchyard_store_operation_seconds_sum", storeOp("order", backend.store, "insertIfAbsent", "ok"));
+      assert.ok(seconds > 0 && seconds < 10, `order insert seconds ${seconds}`);
+      assertPromtoolClean(text);
+    });
+
+    it("counts an operation that fails as an error, and the call as INTERNAL", async () => {
+      assert.ok(app.metricsPort !== undefined);
+      const userId = `user-${randomUUID()}`;
+      await user.createUser({ userId, name: "Ada", email: "ada@example.com" });
+      const before = (await scrape(app.metricsPort)).families;
+      const restore = await backend.hideOrders();
+      try {
+        await assert.rejects(order.listOrdersByUser({ userId, limit: 10 }), (error: unknown) => {
+          return error instanceof ClientError && error.code === Code.INTERNAL;
+        });
+      } finally {
+        await restore();
+      }
+      await order.listOrdersByUser({ userId, limit: 10 });
+      const after = (await scrape(app.metricsPort)).families;
+      assert.deepEqual(
+        {
+          listErrors: storeFigure(after, "order", "listForUser", "error") - storeFigure(before, "order", "listForUser", "error"),
+          listOk: storeFigure(after, "order", "listForUser", "ok") - storeFigure(before, "order", "listForUser", "ok"),
+          userFindOk: storeFigure(after, "user", "find", "ok") - storeFigure(before, "user", "find", "ok"),
+        },
+        { listErrors: 1, listOk: 1, userFindOk: 2 },
+      );
+    });
+
+    it("reports the connection pool where there is one, as it fills and drains", async () => {
+      assert.ok(app.metricsPort !== undefined);
+      const port = app.metricsPort;
+      const pool = async (): Promise<{ open: number; idle: number; max: number; waiting: number }> => {
+        const { families } = await scrape(port);
+        const figure = (name: string): number => valueOf(families, `switchyard_store_pool_${name}`, { store: backend.store });
+        return { open: figure("open_connections"), idle: figure("idle_connections"), max: figure("max_connections"), waiting: figure("waiting_requests") };
+      };
+      if (backend.store === "sqlite") {
+        const { families } = await scrape(port);
+        assert.equal(families.get("switchyard_store_pool_open_connections"), undefined, "SQLite has no pool");
+        return;
+      }
+      const { families } = await scrape(port);
+      for (const name of ["open_connections", "idle_connections", "max_connections", "waiting_requests"]) {
+        assert.equal(families.get(`switchyard_store_pool_${name}`)?.type, "gauge", name);
+      }
+      const idle = await pool();
+      assert.equal(idle.max, 10);
+      assert.ok(idle.open >= 1 && idle.idle === idle.open && idle.waiting === 0, JSON.stringify(idle));
+
+      // Lock the orders table from outside: every listing waits on it, holding a connection,
+      // until all ten are in use and the rest queue for one.
+      const userId = `user-${randomUUID()}`;
+      await user.createUser({ userId, name: "Ada", email: "ada@example.com" });
+      assert.ok(backend.where.databaseUrl !== undefined);
+      const locker = new pg.Client({ connectionString: backend.where.databaseUrl });
+      await locker.connect();
+      let calls: Promise<unknown>[] = [];
+      try {
+        await locker.query("BEGIN");
+        await locker.query("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE");
+        calls = Array.from({ length: 13 }, () => order.listOrdersByUser({ userId, limit: 1 }, { timeoutMs: 9_000 }));
+        const full = await eventually(pool, (figures) => figures.waiting === 3);
+        assert.deepEqual(full, { open: 10, idle: 0, max: 10, waiting: 3 });
+      } finally {
+        await locker.query("COMMIT").finally(() => locker.end());
+      }
+      await Promise.all(calls);
+      const drained = await eventually(pool, (figures) => figures.waiting === 0 && figures.idle === figures.open);
+      assert.equal(drained.open, 10);
+    });
+  });
+}
 
 describe("the strict exposition parser", () => {
   it("rejects malformed expositions", () => {

@@ -3,6 +3,7 @@ import { Code } from "../rpc/code.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { toCallerError } from "../server/escaped-error.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
+import { escapeLabelValue } from "./prometheus-text.js";
 
 /** RED metrics of both sides of every call: interceptors that count, and the text that reports. */
 export interface RpcMetrics {
@@ -74,10 +75,6 @@ const HELP = {
     inFlight: "Number of RPCs sent by the client and not finished yet.",
   },
 } as const;
-
-function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
 
 /** The methods seen on one side, by service then method. */
 class Side {

@@ -2,6 +2,7 @@ import type { Registry } from "prom-client";
 import type { ClientInterceptor } from "../client/create-client.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
 import type { MetricsServer } from "./metrics-server.js";
+import type { StoreMetrics } from "./store-metrics.js";
 import type { Tracing, TracingOptions } from "./tracing.js";
 
 /** Options for startTelemetry; with none set, it installs nothing at all. */
@@ -25,8 +26,10 @@ export interface Telemetry {
   /** Outermost first: tracing, then metrics. Empty when telemetry is off. */
   readonly serverInterceptors: readonly ServerInterceptor[];
   readonly clientInterceptors: readonly ClientInterceptor[];
-  /** Where metrics are registered (for more, e.g. store metrics); undefined without a metrics port. */
+  /** Where metrics are registered (for more); undefined without a metrics port. */
   readonly registry: Registry | undefined;
+  /** Times stores and reports their pools on the same endpoint; undefined without a metrics port. */
+  readonly storeMetrics: StoreMetrics | undefined;
   /** The bound metrics port, when serving metrics. */
   readonly metricsPort: number | undefined;
   /** Where spans go, for the startup summary; undefined without tracing. */
@@ -56,20 +59,24 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     clientInterceptors.push(tracing.clientInterceptor);
   }
   let registry: Registry | undefined;
+  let storeMetrics: StoreMetrics | undefined;
   let metricsServer: MetricsServer | undefined;
   if (options.metricsPort !== undefined) {
-    const [{ collectDefaultMetrics, Registry }, { createRpcMetrics }, { startMetricsServer }] = await Promise.all([
+    const [{ collectDefaultMetrics, Registry }, { createRpcMetrics }, { createStoreMetrics }, { startMetricsServer }] = await Promise.all([
       import("prom-client"),
       import("./rpc-metrics.js"),
+      import("./store-metrics.js"),
       import("./metrics-server.js"),
     ]);
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const metrics = createRpcMetrics();
+    const stores = createStoreMetrics();
+    storeMetrics = stores;
     try {
       metricsServer = await startMetricsServer({
         registry,
-        render: metrics.render,
+        render: () => `${metrics.render()}\n${stores.render()}`,
         port: options.metricsPort,
         ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
       });
@@ -84,6 +91,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     serverInterceptors,
     clientInterceptors,
     registry,
+    storeMetrics,
     metricsPort: metricsServer?.port,
     tracing: tracing?.describe,
     async close() {
