@@ -85,12 +85,20 @@ const engineSuffix = (engine: Engine): string => (engine === "grpc-js" ? "" : `-
 const engineLabel = (engine: Engine): string => (engine === "grpc-js" ? "" : ` (${engine} engine)`);
 const engineArgs = (engine: Engine): string[] => (engine === "grpc-js" ? [] : ["--engine", engine]);
 
-/** Switchyard with both services in one process, on SQLite or PostgreSQL. */
-function switchyardSingle(store: "sqlite" | "postgres", engine: Engine = "grpc-js"): SystemConfig {
+type Store = "sqlite" | "postgres" | "memory";
+const STORE_LABEL: Readonly<Record<Store, string>> = { sqlite: "SQLite", postgres: "PostgreSQL", memory: "in-memory" };
+const STORE_DESCRIPTION: Readonly<Record<Store, string>> = {
+  sqlite: "SQLite (WAL) files",
+  postgres: "PostgreSQL",
+  memory: "data in memory (--memory)",
+};
+
+/** Switchyard with both services in one process, on SQLite, PostgreSQL or in memory. */
+function switchyardSingle(store: Store, engine: Engine = "grpc-js"): SystemConfig {
   return {
     name: `switchyard-${store}${engineSuffix(engine)}`,
-    label: `switchyard ${store === "sqlite" ? "SQLite" : "PostgreSQL"}${engineLabel(engine)}`,
-    description: `switchyard serve --engine ${engine}: both services in one process, ${store === "sqlite" ? "SQLite (WAL) files" : "PostgreSQL"}; OrderService reaches UserService through the in-process transport.`,
+    label: `switchyard ${STORE_LABEL[store]}${engineLabel(engine)}`,
+    description: `switchyard serve --engine ${engine}: both services in one process, ${STORE_DESCRIPTION[store]}; OrderService reaches UserService through the in-process transport.`,
     needsPostgres: store === "postgres",
     expected: V1_RESPONSES,
     async start(context) {
@@ -98,7 +106,7 @@ function switchyardSingle(store: "sqlite" | "postgres", engine: Engine = "grpc-j
         ...engineArgs(engine),
         "--data-dir",
         context.dataDir,
-        ...(store === "sqlite" ? [] : ["--database-url", requireUrl(context)]),
+        ...(store === "postgres" ? ["--database-url", requireUrl(context)] : store === "memory" ? ["--memory"] : []),
       ];
       const server = await start(context, "server", SERVE, (port) => serveArgs(port, storeArgs));
       const system = running([server], () => server.port);
@@ -181,6 +189,7 @@ export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   switchyardSplit("postgres"),
   switchyardSingle("sqlite", "http2"),
   switchyardSingle("postgres", "http2"),
+  switchyardSingle("memory", "http2"),
   switchyardSplit("sqlite", "http2"),
 ];
 

@@ -1,8 +1,10 @@
 import path from "node:path";
 import type { OrderStore } from "../services/order/domain/order-store.js";
+import { createMemoryOrderStore } from "../services/order/store/memory-order-store.js";
 import { openPostgresOrderStore } from "../services/order/store/postgres-order-store.js";
 import { openSqliteOrderStore } from "../services/order/store/sqlite-order-store.js";
 import type { UserStore } from "../services/user/domain/user-store.js";
+import { createMemoryUserStore } from "../services/user/store/memory-user-store.js";
 import { openPostgresUserStore } from "../services/user/store/postgres-user-store.js";
 import { openSqliteUserStore } from "../services/user/store/sqlite-user-store.js";
 import { createPostgresPool } from "../storage/postgres-pool.js";
@@ -17,6 +19,8 @@ export interface OpenStoresOptions {
   readonly dataDir: string;
   /** A postgres:// or postgresql:// URL; when set, PostgreSQL is used instead of SQLite. */
   readonly databaseUrl?: string;
+  /** Keep data in this process's memory instead (lost at exit): for tests, demos and benchmarks. */
+  readonly memory?: boolean;
   readonly services: readonly StoredService[];
   /** Told about connection errors that happen between queries (PostgreSQL only). */
   readonly onBackgroundError?: (error: Error) => void;
@@ -35,7 +39,7 @@ export interface Stores {
   readonly users?: UserStore;
   readonly orders?: OrderStore;
   /** The database behind them, as a metrics label. */
-  readonly kind: "sqlite" | "postgres";
+  readonly kind: "sqlite" | "postgres" | "memory";
   /** The shared connection pool's state now; absent for SQLite, which has none. */
   readonly pool?: () => ConnectionPoolState;
   /** Where the data lives, safe to log: never contains a password. */
@@ -43,9 +47,19 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-/** Opens (and migrates) the stores the given services need, on SQLite or PostgreSQL. */
+/** Opens (and migrates) the stores the given services need: SQLite, PostgreSQL or memory. */
 export async function openStores(options: OpenStoresOptions): Promise<Stores> {
   const services = new Set(options.services);
+  if (options.memory === true) {
+    if (options.databaseUrl !== undefined && options.databaseUrl !== "") throw new Error("choose one: memory or a database URL");
+    return {
+      users: services.has("user") ? createMemoryUserStore() : undefined,
+      orders: services.has("order") ? createMemoryOrderStore() : undefined,
+      kind: "memory",
+      describe: "memory (lost at exit)",
+      close: async () => undefined,
+    };
+  }
   if (options.databaseUrl === undefined || options.databaseUrl === "") return openSqliteStores(options.dataDir, services);
   if (!/^postgres(ql)?:\/\//.test(options.databaseUrl)) {
     // The URL is not echoed back: it may hold a password.

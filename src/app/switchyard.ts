@@ -44,6 +44,8 @@ export interface SwitchyardOptions {
   readonly dataDir: string;
   /** `postgres://…` to keep data in PostgreSQL instead of SQLite. */
   readonly databaseUrl?: string;
+  /** Keep data in memory instead (lost at exit): tests, demos, benchmarks. Default false. */
+  readonly memory?: boolean;
   /**
    * Where OrderService finds UserService (a gRPC target). Default: in
    * process, when this process hosts UserService too. Required when it does not.
@@ -173,6 +175,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
       dataDir: options.dataDir,
       services: options.services,
       ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
+      ...(options.memory === true ? { memory: true } : {}),
       onBackgroundError: (error) => options.logger.warn({ err: error }, "database connection error between queries"),
     });
   } catch (error) {

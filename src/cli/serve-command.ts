@@ -28,6 +28,7 @@ interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFl
   services: ServiceName[];
   userService?: string;
   databaseUrl?: string;
+  memory?: boolean;
   drainTimeout: number;
   maxConcurrentCalls: number;
   logLevel: string;
@@ -45,6 +46,7 @@ export function addServeCommand(program: Command): void {
     .option("--services <list>", "services this process hosts: user, order or user,order", parseServices, ["user", "order"])
     .option("--user-service <address>", "where OrderService finds UserService (default: in this process)", parseTarget)
     .option("--database-url <url>", "keep data in PostgreSQL (postgres://…) instead of SQLite", parseDatabaseUrl)
+    .option("--memory", "keep data in memory instead, lost at exit (tests, demos, benchmarks)")
     .option("--drain-timeout <ms>", "how long shutdown waits for calls in flight", parseMillis, 10_000)
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", parseLogLevel, "info")
     .option("--log-format <format>", "json, pretty, or auto (pretty on a terminal)", parseLogFormat, "auto")
@@ -86,6 +88,7 @@ export function addServeCommand(program: Command): void {
       if (flags.services.includes("order") && !flags.services.includes("user") && flags.userService === undefined) {
         command.error("error: --services order needs --user-service <address> (where UserService runs)");
       }
+      if (flags.memory === true && flags.databaseUrl !== undefined) command.error("error: choose one of --memory and --database-url");
       const tls = serveTlsOf(flags, command);
       const telemetry = serveTelemetryOf(flags, command);
       const registry = serveRegistryOf(flags, command);
@@ -101,6 +104,7 @@ export function addServeCommand(program: Command): void {
         port: flags.port,
         dataDir: flags.dataDir,
         ...(flags.databaseUrl === undefined ? {} : { databaseUrl: flags.databaseUrl }),
+        ...(flags.memory === true ? { memory: true } : {}),
         ...(flags.userService === undefined ? {} : { userServiceTarget: flags.userService }),
         drainTimeoutMs: flags.drainTimeout,
         maxConcurrentCalls: flags.maxConcurrentCalls,
