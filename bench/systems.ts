@@ -4,6 +4,7 @@ import { type BenchMethod, type MethodSpec, SEED_RESPONSES, V1_RESPONSES } from 
 /** Which service a request is for: the split topology serves them on different ports. */
 export type ServiceKind = MethodSpec["service"];
 import { createCheckClient, type CheckClient } from "./grpc-check.js";
+import { startOtlpSink } from "./otlp-sink.js";
 import { freePort, type ServerProcess, startServerProcess } from "./server-process.js";
 
 /** How a TypeScript entry point is run: compiled JS (as `npm start` does) or through tsx. */
@@ -116,6 +117,74 @@ function switchyardSingle(store: Store, engine: Engine = "grpc-js"): SystemConfi
   };
 }
 
+/** The trace sampling ratio of the telemetry configurations: issue 6's target is set at 1 %. */
+export const TELEMETRY_SAMPLE_RATIO = 0.01;
+
+/** The suffix of a configuration that is another one with tracing and metrics on. */
+export const TELEMETRY_SUFFIX = "-telemetry";
+
+/**
+ * switchyardSingle with tracing and metrics on, to measure what they cost
+ * (issue 6: at most 10 % of throughput at 1 % sampling): `--metrics-port`,
+ * `--otlp-endpoint` pointing at a sink in the bench process (on the load
+ * core) that discards the exports, `--trace-sample-ratio 0.01`. Nothing
+ * scrapes the metrics during a run (Prometheus would, every 15 s or so).
+ */
+function switchyardTelemetry(store: Store, engine: Engine = "grpc-js"): SystemConfig {
+  const plain = switchyardSingle(store, engine);
+  return {
+    ...plain,
+    name: `${plain.name}${TELEMETRY_SUFFIX}`,
+    label: `${plain.label} + telemetry`,
+    description: `${plain.description} Tracing (OTLP/HTTP to a sink that discards it, sampling ${TELEMETRY_SAMPLE_RATIO * 100} %) and Prometheus metrics on.`,
+    async start(context) {
+      const sink = await startOtlpSink();
+      try {
+        const metricsPort = await freePort();
+        const args = [
+          ...engineArgs(engine),
+          "--data-dir",
+          context.dataDir,
+          ...(store === "postgres" ? ["--database-url", requireUrl(context)] : store === "memory" ? ["--memory"] : []),
+          "--metrics-port",
+          String(metricsPort),
+          "--otlp-endpoint",
+          sink.endpoint,
+          "--trace-sample-ratio",
+          String(TELEMETRY_SAMPLE_RATIO),
+        ];
+        const server = await start(context, "server", SERVE, (port) => serveArgs(port, args));
+        const system = running([server], () => server.port);
+        try {
+          await seedV1(system);
+          // Measure telemetry only if it is really on: the seeding calls must show in the metrics.
+          const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+          if (!metrics.includes('grpc_server_handled_total{grpc_type="unary",grpc_service="service.UserService",grpc_method="CreateUser"')) {
+            throw new Error(`${plain.name}${TELEMETRY_SUFFIX}: /metrics does not count the seeding calls`);
+          }
+        } catch (error) {
+          await system.stop();
+          throw error;
+        }
+        return {
+          ...system,
+          async stop() {
+            // The server exports its last spans as it shuts down, so the sink has them after this.
+            await system.stop();
+            await sink.close();
+            if (sink.received.requests === 0) {
+              process.stderr.write(`warning: ${plain.name}${TELEMETRY_SUFFIX} exported no spans: was tracing on?\n`);
+            }
+          },
+        };
+      } catch (error) {
+        await sink.close();
+        throw error;
+      }
+    },
+  };
+}
+
 /** Switchyard with one process per service: OrderService calls UserService over a gRPC channel. */
 function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "grpc-js"): SystemConfig {
   return {
@@ -191,6 +260,8 @@ export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   switchyardSingle("postgres", "http2"),
   switchyardSingle("memory", "http2"),
   switchyardSplit("sqlite", "http2"),
+  switchyardTelemetry("sqlite"),
+  switchyardTelemetry("sqlite", "http2"),
 ];
 
 /**
