@@ -86,16 +86,16 @@ function clientTo(t: TestContext, replicas: readonly Replica[], options: Partial
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("client channel resilience", () => {
-  it("service config: outlier_detection around round_robin, retries for idempotent methods, hedging only for reads", () => {
+  it("service config: endpoint_ejection around round_robin, retries for idempotent methods, hedging only for reads", () => {
     const config = serviceConfig({ services: [UserServiceDefinition], hedging: { methods: ["GetUser"], delayMs: 50 } }) as {
-      loadBalancingConfig: Array<Record<string, { child_policy?: unknown; failure_percentage_ejection?: { minimum_hosts: number } }>>;
+      loadBalancingConfig: Array<Record<string, { childPolicy?: unknown; ejection?: { requestVolume: number } }>>;
       methodConfig: Array<{ name: Array<{ method: string }>; retryPolicy?: unknown; hedgingPolicy?: { hedgingDelay: string } }>;
       retryThrottling: unknown;
     };
-    const outlier = config.loadBalancingConfig[0]?.["outlier_detection"];
+    const outlier = config.loadBalancingConfig[0]?.["endpoint_ejection"];
     assert.ok(outlier, JSON.stringify(config.loadBalancingConfig));
-    assert.deepEqual(outlier.child_policy, [{ round_robin: {} }]);
-    assert.equal(outlier.failure_percentage_ejection?.minimum_hosts, 2);
+    assert.deepEqual(outlier.childPolicy, [{ round_robin: {} }]);
+    assert.equal(outlier.ejection?.requestVolume, 5);
     const retried = config.methodConfig.find((entry) => entry.retryPolicy !== undefined);
     const hedged = config.methodConfig.find((entry) => entry.hedgingPolicy !== undefined);
     assert.deepEqual(retried?.name.map((name) => name.method), ["CreateUser"]);

@@ -102,7 +102,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   let slowUser: HostProcess;
   let slowOrder: ServerOnHost;
   let orders: Client<typeof OrderServiceDefinition>;
-  /** grpc-js outlier_detection trace lines of the OrderService replicas: ejections and returns, timed. */
+  /** endpoint_ejection trace lines (through grpc-js's tracer) of the OrderService replicas: ejections and returns, timed. */
   const ejections: Array<{ at: number; replica: string; event: "eject" | "uneject" }> = [];
   /** grpc-js subchannel state changes of the OrderService replicas: `<replica> <text>`, timed. */
   const subchannelEvents: Array<{ at: number; replica: string; text: string }> = [];
@@ -148,7 +148,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
           "3000",
         ],
         // grpc-js reports every ejection and return of an endpoint (at DEBUG, on stderr).
-        { GRPC_TRACE: "outlier_detection,subchannel", GRPC_VERBOSITY: "DEBUG" },
+        { GRPC_TRACE: "endpoint_ejection,subchannel", GRPC_VERBOSITY: "DEBUG" },
       );
       return server;
     };
@@ -205,9 +205,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
 
   function watchEjections(replica: ServerOnHost): void {
     replica.process.onLine((line) => {
-      const match = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| outlier_detection \| (Ejecting candidate|Unejecting)/.exec(line);
+      const match = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| endpoint_ejection \| (ejecting|returning)/.exec(line);
       if (match?.[1] && match[2]) {
-        ejections.push({ at: Date.parse(match[1]), replica: replica.host.name, event: match[2] === "Unejecting" ? "uneject" : "eject" });
+        ejections.push({ at: Date.parse(match[1]), replica: replica.host.name, event: match[2] === "returning" ? "uneject" : "eject" });
       }
       const change = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| subchannel \| \(\d+\) (\S+) (\w+ -> \w+.*)$/.exec(line);
       if (change?.[1] && change[2] && change[3]) {

@@ -4,7 +4,12 @@ import { Code } from "../rpc/code.js";
 import { isIdempotent, type ServiceDefinition } from "../rpc/definition.js";
 import { decodeStatusDetails, STATUS_DETAILS_KEY } from "../rpc/status-details.js";
 import { installDiscoveryResolvers } from "../discovery/grpc-resolver.js";
+import type { CallAttemptObserver } from "./call-attempt-observer.js";
+import { ejectionSettings, type OutlierDetectionOptions } from "./endpoint-ejection.js";
+import { CALL_ATTEMPT_OBSERVER_OPTION, endpointEjectionConfig, installEndpointEjectionPolicy } from "./endpoint-ejection-policy.js";
 import type { Transport } from "./transport.js";
+
+export type { OutlierDetectionOptions } from "./endpoint-ejection.js";
 
 /** Retry settings (gRFC A6), applied only to methods the proto marks idempotent. */
 export interface RetryOptions {
@@ -34,33 +39,19 @@ export interface GrpcTransportOptions {
   readonly channelOptions?: grpc.ChannelOptions;
   /** `false` turns retries off. Default: see RetryOptions. */
   readonly retry?: RetryOptions | false;
-  /** `false` turns outlier detection off (plain round robin). Default: see OutlierDetectionOptions. */
+  /**
+   * Outlier detection: ejects an endpoint whose attempts fail as an endpoint
+   * would (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL…, never NOT_FOUND and the
+   * like). `false` turns it off (plain round robin). Default: see OutlierDetectionOptions.
+   */
   readonly outlierDetection?: OutlierDetectionOptions | false;
   /** Hedged reads. Default: none (no method is hedged). */
   readonly hedging?: HedgingOptions;
-}
-
-/**
- * Outlier detection (gRFC A50, grpc-js's `outlier_detection` policy around
- * round_robin): every interval, an endpoint that answered at least
- * `requestVolume` calls of which more than `failurePercentage` % failed is
- * ejected (no new calls) for `baseEjectionTimeMs` × the number of times in a
- * row it was ejected (capped at maxEjectionTimeMs), then probed with calls again.
- * Any non-OK status counts as a failure, DEADLINE_EXCEEDED of a silent peer included.
- */
-export interface OutlierDetectionOptions {
-  /** How often the counts are judged. Default 1000 ms. */
-  readonly intervalMs?: number;
-  /** Default 5000 ms. */
-  readonly baseEjectionTimeMs?: number;
-  /** Default 30000 ms. */
-  readonly maxEjectionTimeMs?: number;
-  /** Default 50. */
-  readonly failurePercentage?: number;
-  /** Finished calls in an interval below which an endpoint is not judged. Default 5 (5 calls/s per endpoint). */
-  readonly requestVolume?: number;
-  /** Most endpoints ejected at once, in percent of them (one may always be). Default 50. */
-  readonly maxEjectionPercent?: number;
+  /**
+   * Told of every attempt the channel makes, retries and hedges included
+   * (e.g. Tracing's `attemptObserver`, a span per attempt). Default: none, at no cost.
+   */
+  readonly attemptObserver?: CallAttemptObserver;
 }
 
 /**
@@ -86,8 +77,10 @@ export interface HedgingOptions {
 export function createGrpcTransport(options: GrpcTransportOptions): Transport {
   // `etcd:///user-service` and `static:///a:1,b:2` targets, besides grpc-js's own `dns:`, `ipv4:`, `unix:`.
   installDiscoveryResolvers();
+  installEndpointEjectionPolicy();
   const channel = new grpc.Client(options.target, options.credentials ?? grpc.credentials.createInsecure(), {
     ...options.channelOptions,
+    ...(options.attemptObserver === undefined ? {} : { [CALL_ATTEMPT_OBSERVER_OPTION]: options.attemptObserver }),
     "grpc.service_config": JSON.stringify(serviceConfig(options)),
     // grpc-go servers reject pings more often than every 5 minutes (too_many_pings).
     "grpc.keepalive_time_ms": 300_000,
@@ -135,7 +128,9 @@ function toClientError(path: string, error: grpc.ServiceError): ClientError {
 }
 
 /** The channel's service config: load balancing, then retries or hedging per method, and the retry budget. */
-export function serviceConfig(options: Pick<GrpcTransportOptions, "services" | "retry" | "outlierDetection" | "hedging">): object {
+export function serviceConfig(
+  options: Pick<GrpcTransportOptions, "services" | "retry" | "outlierDetection" | "hedging" | "attemptObserver">,
+): object {
   const retry = options.retry ?? {};
   const hedged = new Set(options.hedging?.methods ?? []);
   const idempotent = options.services.flatMap((service) =>
@@ -151,10 +146,15 @@ export function serviceConfig(options: Pick<GrpcTransportOptions, "services" | "
   }
   // Every target's endpoints (from etcd, a static list or DNS) share the
   // calls round-robin, one connection per endpoint; a failing endpoint is
-  // skipped until it reconnects, and one that answers with failures (or not
-  // at all) is ejected by outlier detection and probed back later.
+  // skipped until it reconnects, and one whose attempts fail as an endpoint
+  // (or get no answer at all) is ejected and probed back later. The
+  // endpoint_ejection policy is also where attempts are observed, so it stays
+  // (ejecting nothing) when outlier detection is off but an observer is set.
+  const ejection = options.outlierDetection === false ? undefined : ejectionSettings(options.outlierDetection);
   const loadBalancingConfig = [
-    options.outlierDetection === false ? { round_robin: {} } : { outlier_detection: outlierDetectionConfig(options.outlierDetection ?? {}) },
+    ejection === undefined && options.attemptObserver === undefined
+      ? { round_robin: {} }
+      : endpointEjectionConfig(ejection === undefined ? {} : { ejection }),
   ];
   const methodConfig: object[] = [];
   const retried = idempotent.filter((method) => !hedged.has(method.method));
@@ -192,28 +192,6 @@ export function serviceConfig(options: Pick<GrpcTransportOptions, "services" | "
     // than about one call in eleven fails.
     retryThrottling: { maxTokens: 40, tokenRatio: 0.1 },
   };
-}
-
-/** grpc-js's outlier_detection config: snake_case, durations as {seconds, nanos}, wrapping round_robin. */
-function outlierDetectionConfig(options: OutlierDetectionOptions): object {
-  return {
-    interval: duration(options.intervalMs ?? 1_000),
-    base_ejection_time: duration(options.baseEjectionTimeMs ?? 5_000),
-    max_ejection_time: duration(options.maxEjectionTimeMs ?? 30_000),
-    max_ejection_percent: options.maxEjectionPercent ?? 50,
-    failure_percentage_ejection: {
-      threshold: options.failurePercentage ?? 50,
-      enforcement_percentage: 100,
-      // Judged with as few as two endpoints (grpc-js's default, 5, would never eject among 2–4 replicas).
-      minimum_hosts: 2,
-      request_volume: options.requestVolume ?? 5,
-    },
-    child_policy: [{ round_robin: {} }],
-  };
-}
-
-function duration(ms: number): { seconds: number; nanos: number } {
-  return { seconds: Math.floor(ms / 1000), nanos: Math.round(ms % 1000) * 1_000_000 };
 }
 
 /** A service-config duration string, e.g. `0.1s`. */
