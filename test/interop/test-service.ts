@@ -113,82 +113,112 @@ function statusOf(status: EchoStatus, trailer: grpc.Metadata): Partial<grpc.Stat
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Writes one response per parameter (after its interval), then ends with the
- * echoed status or OK; stops when the call is cancelled.
+ * Writes one response per parameter (after its interval), waiting for `drain`
+ * when a write reports a full buffer, as a well-behaved grpc-js handler does;
+ * stops when the call is cancelled.
  */
 async function respond(call: WritableCall, request: StreamingOutputCallRequest): Promise<void> {
   for (const parameters of request.response_parameters) {
     if (parameters.interval_us > 0) await sleep(parameters.interval_us / 1000);
     if (call.cancelled) return;
-    call.write({ payload: payloadOf(parameters.size) });
+    if (!call.write({ payload: payloadOf(parameters.size) })) await drained(call);
   }
 }
 
-const implementation: Record<string, (call: never, callback: Callback) => void> = {
-  EmptyCall(call: UnaryCall<unknown>, callback: Callback) {
-    const trailer = echo(call);
-    callback(null, {}, trailer);
-  },
-  UnaryCall(call: UnaryCall<SimpleRequest>, callback: Callback) {
-    unary(call, callback);
-  },
-  CacheableUnaryCall(call: UnaryCall<SimpleRequest>, callback: Callback) {
-    unary(call, callback);
-  },
-  StreamingOutputCall(call: ServerStreamingCall<StreamingOutputCallRequest>) {
-    const trailer = echo(call);
-    void respond(call, call.request).then(() => {
-      if (call.cancelled) return;
-      if (call.request.response_status !== null && call.request.response_status.code !== 0) {
-        call.emit("error", statusOf(call.request.response_status, trailer));
-      } else {
-        call.end(trailer);
-      }
-    });
-  },
-  StreamingInputCall(call: Call, callback: Callback) {
-    const trailer = echo(call);
-    let size = 0;
-    call.on("data", (request: StreamingInputCallRequest) => {
-      size += request.payload?.body.length ?? 0;
-    });
-    call.on("end", () => callback(null, { aggregated_payload_size: size }, trailer));
-  },
-  FullDuplexCall(call: WritableCall) {
-    const trailer = echo(call);
-    // Each request is answered in order, after the previous one's responses.
-    let queue = Promise.resolve();
-    let failed = false;
-    call.on("data", (request: StreamingOutputCallRequest) => {
-      queue = queue.then(async () => {
-        if (failed || call.cancelled) return;
-        if (request.response_status !== null && request.response_status.code !== 0) {
-          failed = true;
-          call.emit("error", statusOf(request.response_status, trailer));
-          return;
+/** Resolves at the call's next `drain`, or at once when it is cancelled meanwhile. */
+function drained(call: WritableCall): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      resolve();
+    };
+    call.once("drain", done);
+    call.once("cancelled", done);
+  });
+}
+
+/** What the server saw of a call's end that the client cannot check: the handler learnt of a cancellation or deadline. */
+export interface TestServiceEvent {
+  readonly method: string;
+  readonly kind: "cancelled";
+}
+
+function createImplementation(record: (event: TestServiceEvent) => void): Record<string, (call: never, callback: Callback) => void> {
+  const watch = (method: string, call: Call): void => {
+    call.once("cancelled", () => record({ method, kind: "cancelled" }));
+  };
+  return {
+    EmptyCall(call: UnaryCall<unknown>, callback: Callback) {
+      const trailer = echo(call);
+      callback(null, {}, trailer);
+    },
+    UnaryCall(call: UnaryCall<SimpleRequest>, callback: Callback) {
+      watch("UnaryCall", call);
+      unary(call, callback);
+    },
+    CacheableUnaryCall(call: UnaryCall<SimpleRequest>, callback: Callback) {
+      unary(call, callback);
+    },
+    StreamingOutputCall(call: ServerStreamingCall<StreamingOutputCallRequest>) {
+      watch("StreamingOutputCall", call);
+      const trailer = echo(call);
+      void respond(call, call.request).then(() => {
+        if (call.cancelled) return;
+        if (call.request.response_status !== null && call.request.response_status.code !== 0) {
+          call.emit("error", statusOf(call.request.response_status, trailer));
+        } else {
+          call.end(trailer);
         }
-        await respond(call, request);
       });
-    });
-    call.on("end", () => {
-      void queue.then(() => {
-        if (!failed && !call.cancelled) call.end(trailer);
+    },
+    StreamingInputCall(call: Call, callback: Callback) {
+      watch("StreamingInputCall", call);
+      const trailer = echo(call);
+      let size = 0;
+      call.on("data", (request: StreamingInputCallRequest) => {
+        size += request.payload?.body.length ?? 0;
       });
-    });
-  },
-  HalfDuplexCall(call: WritableCall) {
-    const trailer = echo(call);
-    const requests: StreamingOutputCallRequest[] = [];
-    call.on("data", (request: StreamingOutputCallRequest) => requests.push(request));
-    call.on("end", () => {
-      void (async () => {
-        for (const request of requests) await respond(call, request);
-        if (!call.cancelled) call.end(trailer);
-      })();
-    });
-  },
-  // UnimplementedCall is left out on purpose: the server answers UNIMPLEMENTED.
-};
+      call.on("end", () => callback(null, { aggregated_payload_size: size }, trailer));
+    },
+    FullDuplexCall(call: WritableCall) {
+      watch("FullDuplexCall", call);
+      const trailer = echo(call);
+      // Each request is answered in order, after the previous one's responses.
+      let queue = Promise.resolve();
+      let failed = false;
+      call.on("data", (request: StreamingOutputCallRequest) => {
+        queue = queue.then(async () => {
+          if (failed || call.cancelled) return;
+          if (request.response_status !== null && request.response_status.code !== 0) {
+            failed = true;
+            call.emit("error", statusOf(request.response_status, trailer));
+            return;
+          }
+          await respond(call, request);
+        });
+      });
+      call.on("end", () => {
+        void queue.then(() => {
+          if (!failed && !call.cancelled) call.end(trailer);
+        });
+      });
+    },
+    HalfDuplexCall(call: WritableCall) {
+      watch("HalfDuplexCall", call);
+      const trailer = echo(call);
+      const requests: StreamingOutputCallRequest[] = [];
+      call.on("data", (request: StreamingOutputCallRequest) => requests.push(request));
+      call.on("end", () => {
+        void (async () => {
+          for (const request of requests) await respond(call, request);
+          if (!call.cancelled) call.end(trailer);
+        })();
+      });
+    },
+    // UnimplementedCall is left out on purpose: the server answers UNIMPLEMENTED.
+  };
+}
 
 function unary(call: UnaryCall<SimpleRequest>, callback: Callback): void {
   const request = call.request;
@@ -203,13 +233,16 @@ function unary(call: UnaryCall<SimpleRequest>, callback: Callback): void {
   callback(null, { payload: payloadOf(request.response_size) }, trailer);
 }
 
-let loaded: GrpcJsService | undefined;
+let definition: grpc.ServiceDefinition | undefined;
 
-/** TestService's definition (from Debian's grpc-proto) and implementation, for `grpcJsServices`. */
-export function testService(): GrpcJsService {
+/**
+ * TestService's definition (from Debian's grpc-proto) and an implementation
+ * that reports to `record`, for `grpcJsServices`.
+ */
+export function testService(record: (event: TestServiceEvent) => void = () => undefined): GrpcJsService {
   const missing = missingGrpcProto();
   if (missing !== undefined) throw new Error(missing);
-  if (loaded === undefined) {
+  if (definition === undefined) {
     const definitions = protoLoader.loadSync(TEST_PROTO, {
       includeDirs: [GRPC_PROTO_ROOT],
       keepCase: true,
@@ -217,25 +250,48 @@ export function testService(): GrpcJsService {
       enums: String,
       longs: Number,
     });
-    const definition = definitions["grpc.testing.TestService"] as grpc.ServiceDefinition;
-    loaded = { definition, implementation: implementation as unknown as grpc.UntypedServiceImplementation };
+    definition = definitions["grpc.testing.TestService"] as grpc.ServiceDefinition;
   }
-  return loaded;
+  return { definition, implementation: createImplementation(record) as unknown as grpc.UntypedServiceImplementation };
 }
 
 /** A server hosting only TestService (with health and reflection, as every server has). */
 export interface TestServiceServer {
   readonly engine: Engine;
   readonly address: string;
+  /** What handlers saw, in order. */
+  readonly events: readonly TestServiceEvent[];
+  /** Resolves once `count` events satisfy `match` (polling-free: checked at every new event). */
+  waitFor(match: (event: TestServiceEvent) => boolean, count?: number): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Starts TestService on `engine`, on a free port of 127.0.0.1. */
 export async function startTestServiceServer(engine: Engine): Promise<TestServiceServer> {
-  const options = { logger: silentLogger(), drainTimeoutMs: 1_000, grpcJsServices: [testService()] };
+  const events: TestServiceEvent[] = [];
+  const waiters = new Set<() => boolean>();
+  const record = (event: TestServiceEvent): void => {
+    events.push(event);
+    for (const waiter of waiters) if (waiter()) waiters.delete(waiter);
+  };
+  const options = { logger: silentLogger(), drainTimeoutMs: 1_000, grpcJsServices: [testService(record)] };
   const server: RpcServer = engine === "http2" ? createHttp2RpcServer(options) : createRpcServer(options);
   const port = await server.listen("127.0.0.1:0");
-  return { engine, address: `127.0.0.1:${port}`, close: () => server.shutdown() };
+  return {
+    engine,
+    address: `127.0.0.1:${port}`,
+    events,
+    waitFor: (match, count = 1) =>
+      new Promise((resolve) => {
+        const check = (): boolean => {
+          if (events.filter(match).length < count) return false;
+          resolve();
+          return true;
+        };
+        if (!check()) waiters.add(check);
+      }),
+    close: () => server.shutdown(),
+  };
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

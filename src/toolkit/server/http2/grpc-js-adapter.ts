@@ -13,7 +13,7 @@ import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders, stopRe
  * definitions and implementations and serves all four call kinds with
  * call objects that have the members those packages use (request, metadata,
  * cancelled, getPeer/getDeadline/getPath, sendMetadata, write, end, and the
- * `data`, `end`, `cancelled`, `close` and `error` events). Hosted Switchyard
+ * `data`, `end`, `drain`, `cancelled`, `close` and `error` events). Hosted Switchyard
  * services do not come through here: they use the engine's own unary path.
  */
 export class GrpcJsServiceHost implements Pick<grpc.Server, "addService"> {
@@ -109,6 +109,9 @@ export class AdaptedCall extends EventEmitter {
       if (!this.finished && !this.reader.push(chunk)) this.protocolError(this.reader.error as ProtocolError);
     });
     stream.on("end", () => this.requestEnded());
+    // A handler that waits for `drain` after write() returned false (as grpc-js's
+    // writable calls invite) must hear it, or it waits forever.
+    stream.on("drain", () => this.emit("drain"));
     stream.on("close", () => this.closed());
     stream.on("error", () => undefined);
     if (requestStream) this.invoke();
