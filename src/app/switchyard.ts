@@ -238,6 +238,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
           target,
           services: [UserServiceDefinition],
           ...(userTls ? { credentials: userTls.credentials } : {}),
+          ...(telemetry.attemptObserver === undefined ? {} : { attemptObserver: telemetry.attemptObserver }),
           channelOptions: {
             ...userTls?.channelOptions,
             ...(options.registry === undefined ? {} : etcdChannelOptions(options.registry)),

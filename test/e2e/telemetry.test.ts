@@ -91,21 +91,34 @@ function only(spans: readonly ReceivedSpan[], name: string, kind: ReceivedSpan["
   return found[0] as ReceivedSpan;
 }
 
-/** Checks the three spans of one CreateOrder and returns them. */
+/**
+ * Checks the three spans of one CreateOrder and returns them. Over a grpc-js
+ * channel, the GetUser call's one attempt has a span of its own between the
+ * client span and UserService's server span; in process there is none.
+ */
 function assertCreateOrderTrace(
   spans: readonly ReceivedSpan[],
   caller: { traceId: string; spanId: string },
-): { orderServer: ReceivedSpan; userClient: ReceivedSpan; userServer: ReceivedSpan } {
-  assert.equal(spans.length, 3, `expected 3 spans in the trace, got ${JSON.stringify(spans.map((s) => `${s.kind} ${s.name}`))}`);
+  via: "channel" | "in-process",
+): { orderServer: ReceivedSpan; userClient: ReceivedSpan; userAttempt: ReceivedSpan | undefined; userServer: ReceivedSpan } {
+  const expected = via === "channel" ? 4 : 3;
+  assert.equal(spans.length, expected, `expected ${expected} spans in the trace, got ${JSON.stringify(spans.map((s) => `${s.kind} ${s.name}`))}`);
   const orderServer = only(spans, "service.OrderService/CreateOrder", "SERVER");
   const userClient = only(spans, "service.UserService/GetUser", "CLIENT");
+  const userAttempt = via === "channel" ? only(spans, "service.UserService/GetUser attempt", "CLIENT") : undefined;
   const userServer = only(spans, "service.UserService/GetUser", "SERVER");
   for (const span of [orderServer, userClient, userServer]) assert.equal(span.traceId, caller.traceId);
   assert.equal(orderServer.parentSpanId, caller.spanId, "OrderService's server span is a child of the caller's span");
   assert.equal(userClient.parentSpanId, orderServer.spanId, "the client span is a child of OrderService's server span");
-  assert.equal(userServer.parentSpanId, userClient.spanId, "UserService's server span is a child of the client span");
-  assert.equal(new Set([orderServer.spanId, userClient.spanId, userServer.spanId, caller.spanId]).size, 4);
-  return { orderServer, userClient, userServer };
+  if (userAttempt === undefined) {
+    assert.equal(userServer.parentSpanId, userClient.spanId, "UserService's server span is a child of the client span");
+  } else {
+    assert.equal(userAttempt.parentSpanId, userClient.spanId, "the attempt span is a child of the client span");
+    assert.equal(userServer.parentSpanId, userAttempt.spanId, "UserService's server span is a child of the attempt span");
+  }
+  const ids = [orderServer, userClient, userServer, ...(userAttempt ? [userAttempt] : [])].map((span) => span.spanId);
+  assert.equal(new Set([...ids, caller.spanId]).size, expected + 1);
+  return { orderServer, userClient, userAttempt, userServer };
 }
 
 describe("tracing across the split topology, exported over OTLP/HTTP", () => {
@@ -154,7 +167,10 @@ describe("tracing across the split topology, exported over OTLP/HTTP", () => {
   });
 
   it("puts OrderService's server span, its client span and UserService's server span in the caller's trace", () => {
-    const { orderServer, userClient, userServer } = assertCreateOrderTrace(spansOf(receiver, found.traceId), found);
+    const { orderServer, userClient, userAttempt, userServer } = assertCreateOrderTrace(spansOf(receiver, found.traceId), found, "channel");
+    assert.equal(userAttempt?.attributes["rpc.grpc.attempt"], 1);
+    assert.equal(userAttempt?.attributes["rpc.grpc.status_code"], 0);
+    assert.equal(userAttempt?.attributes["network.peer.address"], HOST);
     assert.deepEqual(orderServer.attributes, {
       "rpc.system": "grpc",
       "rpc.service": "service.OrderService",
@@ -173,7 +189,7 @@ describe("tracing across the split topology, exported over OTLP/HTTP", () => {
   });
 
   it("records failures: the status code on every span, an error status where the call failed", () => {
-    const { orderServer, userClient, userServer } = assertCreateOrderTrace(spansOf(receiver, missing.traceId), missing);
+    const { orderServer, userClient, userServer } = assertCreateOrderTrace(spansOf(receiver, missing.traceId), missing, "channel");
     assert.equal(userServer.attributes["rpc.grpc.status_code"], Code.NOT_FOUND);
     // NOT_FOUND is the server answering as it should: not a server error.
     assert.equal(userServer.status.code, "UNSET");
@@ -195,7 +211,7 @@ describe("tracing across the split topology, exported over OTLP/HTTP", () => {
   });
 
   it("writes the trace and span ids on each call's log line", () => {
-    const { orderServer, userServer } = assertCreateOrderTrace(spansOf(receiver, found.traceId), found);
+    const { orderServer, userServer } = assertCreateOrderTrace(spansOf(receiver, found.traceId), found, "channel");
     const orderLine = orderLog.lines.find((line) => line.msg === "call finished" && line.trace_id === found.traceId);
     assert.deepEqual(
       { method: orderLine?.method, code: orderLine?.code, span_id: orderLine?.span_id },
@@ -240,7 +256,7 @@ describe("tracing with both services in one process and sampling", () => {
   });
 
   it("joins the caller's sampled trace through the in-process transport too", () => {
-    assertCreateOrderTrace(spansOf(receiver, sampled.traceId), sampled);
+    assertCreateOrderTrace(spansOf(receiver, sampled.traceId), sampled, "in-process");
   });
 
   it("records nothing for new traces at ratio 0, nor for a caller's unsampled trace", () => {

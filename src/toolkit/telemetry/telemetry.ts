@@ -1,4 +1,5 @@
 import type { Registry } from "prom-client";
+import type { CallAttemptObserver } from "../client/call-attempt-observer.js";
 import type { ClientInterceptor } from "../client/create-client.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
 import type { MetricsServer } from "./metrics-server.js";
@@ -26,6 +27,8 @@ export interface Telemetry {
   /** Outermost first: tracing, then metrics. Empty when telemetry is off. */
   readonly serverInterceptors: readonly ServerInterceptor[];
   readonly clientInterceptors: readonly ClientInterceptor[];
+  /** For grpc-js transports: a span per call attempt (retries, hedges). Undefined without tracing. */
+  readonly attemptObserver: CallAttemptObserver | undefined;
   /** Where metrics are registered (for more); undefined without a metrics port. */
   readonly registry: Registry | undefined;
   /** Times stores and reports their pools on the same endpoint; undefined without a metrics port. */
@@ -90,6 +93,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   return {
     serverInterceptors,
     clientInterceptors,
+    attemptObserver: tracing?.attemptObserver,
     registry,
     storeMetrics,
     metricsPort: metricsServer?.port,

@@ -1,6 +1,8 @@
 import {
+  type Attributes,
   context as otelContext,
   type Context,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -21,6 +23,7 @@ import {
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+import type { AttemptEnded, CallAttempt, CallAttemptObserver } from "../client/call-attempt-observer.js";
 import type { ClientInterceptor } from "../client/create-client.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
@@ -54,6 +57,12 @@ export interface Tracing {
   readonly serverInterceptor: ServerInterceptor;
   /** Starts a CLIENT span per outbound call and sends it on as `traceparent`. */
   readonly clientInterceptor: ClientInterceptor;
+  /**
+   * Give it to a grpc-js transport (`attemptObserver`): a CLIENT span per
+   * attempt — first, retry or hedge — under the call's client span, sent on
+   * as that attempt's `traceparent`, so the server span hangs under the attempt.
+   */
+  readonly attemptObserver: CallAttemptObserver;
   /** Where spans are exported, for the startup summary. */
   readonly describe: string;
   /** Exports what is buffered. */
@@ -95,10 +104,12 @@ export function createTracing(options: TracingOptions): Tracing {
     spanProcessors: [new BatchSpanProcessor(exporter, { exportTimeoutMillis: 10_000 })],
   });
   const tracer = provider.getTracer("switchyard");
+  const calls: ClientCallsInFlight = new Map();
   return {
     tracer,
     serverInterceptor: serverTracingInterceptor(tracer),
-    clientInterceptor: clientTracingInterceptor(tracer),
+    clientInterceptor: clientTracingInterceptor(tracer, calls),
+    attemptObserver: attemptTracingObserver(tracer, calls),
     describe: `${describe}, sampling ${ratio}`,
     forceFlush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
@@ -179,28 +190,83 @@ export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
   };
 }
 
-/** A CLIENT span per outbound call, child of the active span, sent on as `traceparent`. */
-export function clientTracingInterceptor(tracer: Tracer): ClientInterceptor {
+/**
+ * The recording client spans of calls in flight, by span id. An attempt is
+ * seen deep inside grpc-js, where no async context of the call survives (a
+ * retry starts from a timer); what it does carry is the call's `traceparent`,
+ * and this is how its span id leads back to the call's span.
+ */
+export type ClientCallsInFlight = Map<string, { readonly span: Span; readonly name: string; readonly attributes: Attributes }>;
+
+/**
+ * A CLIENT span per outbound call, child of the active span, sent on as
+ * `traceparent`. With `calls`, a recorded span is listed there while the call
+ * is in flight, for attemptTracingObserver.
+ */
+export function clientTracingInterceptor(tracer: Tracer, calls?: ClientCallsInFlight): ClientInterceptor {
   return (call, next) => {
     const parent: Context = otelContext.active();
-    const span = tracer.startSpan(
-      `${call.service.fullName}/${call.method.name}`,
-      { kind: SpanKind.CLIENT, attributes: rpcAttributes(call.service.fullName, call.method.name) },
-      parent,
-    );
+    const name = `${call.service.fullName}/${call.method.name}`;
+    const attributes = rpcAttributes(call.service.fullName, call.method.name);
+    const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+    const listedAs = calls !== undefined && span.isRecording() ? span.spanContext().spanId : undefined;
+    if (listedAs !== undefined) calls?.set(listedAs, { span, name, attributes });
     const active = trace.setSpan(parent, span);
     const metadata: Record<string, string | Uint8Array> = { ...call.options.metadata };
     propagator.inject(active, metadata, metadataSetter);
     return otelContext.with(active, () => next({ ...call, options: { ...call.options, metadata } })).then(
       (response) => {
+        if (listedAs !== undefined) calls?.delete(listedAs);
         endSpan(span, Code.OK, undefined, false);
         return response;
       },
       (error: unknown) => {
+        if (listedAs !== undefined) calls?.delete(listedAs);
         const rpcError = error instanceof RpcError ? error : undefined;
         endSpan(span, rpcError?.code ?? Code.UNKNOWN, rpcError?.message ?? String(error), true);
         throw error;
       },
     );
+  };
+}
+
+const attemptHeadersSetter: TextMapSetter<CallAttempt["headers"]> = {
+  set: (carrier, key, value) => carrier.set(key, value),
+};
+
+/** `network.peer.*` of an endpoint such as `10.0.0.7:50051` or `[::1]:50051`. */
+function peerAttributes(endpoint: string | undefined): Attributes {
+  const match = endpoint === undefined ? null : /^\[?([^\]]*?)\]?:(\d+)$/.exec(endpoint);
+  if (match === null) return endpoint === undefined ? {} : { "network.peer.address": endpoint };
+  return { "network.peer.address": match[1], "network.peer.port": Number(match[2]) };
+}
+
+/**
+ * A CLIENT span per attempt of a call traced by clientTracingInterceptor
+ * (with the same `calls`), as a child of the call's span: `<method> attempt`,
+ * with `rpc.grpc.attempt` (1 for the first, from `grpc-previous-rpc-attempts`),
+ * the endpoint as `network.peer.address`/`.port`, and the attempt's status.
+ * The attempt's `traceparent` is replaced by the attempt span's, so the
+ * server span becomes its child. Calls not recorded (tracing off for them,
+ * or not sampled) cost one header read and a map lookup, and are left alone.
+ */
+export function attemptTracingObserver(tracer: Tracer, calls: ClientCallsInFlight): CallAttemptObserver {
+  return {
+    attemptStarted(attempt): AttemptEnded | undefined {
+      const traceparent = attempt.headers.get("traceparent");
+      // 00-<32 hex trace id>-<16 hex span id>-<flags>
+      const call = traceparent === undefined ? undefined : calls.get(traceparent.slice(36, 52));
+      if (call === undefined || call.span.spanContext().traceId !== traceparent?.slice(3, 35)) return undefined;
+      const span = tracer.startSpan(
+        `${call.name} attempt`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: { ...call.attributes, "rpc.grpc.attempt": attempt.number, ...peerAttributes(attempt.endpoint) },
+        },
+        trace.setSpan(ROOT_CONTEXT, call.span),
+      );
+      propagator.inject(trace.setSpan(ROOT_CONTEXT, span), attempt.headers, attemptHeadersSetter);
+      return (code, message) => endSpan(span, code, message, code !== Code.OK);
+    },
   };
 }
