@@ -4,9 +4,12 @@
  * so handlers and callers see plain typed messages and never a transport type.
  */
 
+import type { BinaryWriter } from "@bufbuild/protobuf/wire";
+
 /** Encodes and decodes one message type (what ts-proto generates per message). */
 export interface MessageCodec<T> {
-  encode(message: T): { finish(): Uint8Array };
+  /** Encodes into `writer` (a new one by default); its `finish()` returns the bytes and resets it for reuse. */
+  encode(message: T, writer?: BinaryWriter): { finish(): Uint8Array };
   decode(input: Uint8Array): T;
   fromJSON(json: unknown): T;
   toJSON(message: T): unknown;

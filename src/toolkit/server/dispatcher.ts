@@ -5,7 +5,7 @@ import { RpcError } from "../rpc/rpc-error.js";
 import type { Logger } from "../log/logger.js";
 import { isUnexpected, toCallerError } from "./escaped-error.js";
 import { chainInterceptors, type ServerCall, type ServerInterceptor } from "./server-interceptor.js";
-import type { ServiceRegistration, UnaryHandler } from "./service-registration.js";
+import type { ServiceRegistration } from "./service-registration.js";
 
 /** One servable method, found by its path. */
 export interface Route {
@@ -39,13 +39,12 @@ export interface DispatcherOptions {
 
 /** Creates an empty dispatcher; services are added before the server starts. */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
-  const routes = new Map<string, Route & { readonly handler: UnaryHandler<unknown, unknown> }>();
+  const interceptors = options.interceptors ?? [];
+  const routes = new Map<string, Route>();
+  // Each route's own interceptor chain, built once, ending in its handler:
+  // a call needs no second lookup by name.
+  const chains = new Map<Route, (call: ServerCall) => Promise<unknown>>();
   const services: ServiceRegistration[] = [];
-  const chain = chainInterceptors(options.interceptors ?? [], (call: ServerCall) => {
-    const route = routes.get(`/${call.service}/${call.method}`);
-    if (route === undefined) throw new RpcError(Code.UNIMPLEMENTED, `${call.service}/${call.method} is not implemented`);
-    return route.handler(call.request, call.context);
-  });
 
   const fail = (error: unknown, route: Route): never => {
     const callerError = toCallerError(error);
@@ -66,7 +65,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       for (const [key, method] of Object.entries(definition.methods)) {
         const handler = handlers[key];
         if (handler === undefined) throw new Error(`${definition.fullName}: no handler for ${method.name}`);
-        routes.set(`/${definition.fullName}/${method.name}`, { service: definition, method, handler });
+        const route: Route = { service: definition, method };
+        routes.set(`/${definition.fullName}/${method.name}`, route);
+        chains.set(route, chainInterceptors(interceptors, (call) => handler(call.request, call.context)));
       }
       services.push(registration);
     },
@@ -74,6 +75,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     invoke(route, request, context) {
       if (dispatcher.draining) {
         return Promise.reject(new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"));
+      }
+      const chain = chains.get(route);
+      if (chain === undefined) {
+        return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `${route.service.fullName}/${route.method.name} is not implemented here`));
       }
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
       let result: Promise<unknown>;

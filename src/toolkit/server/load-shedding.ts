@@ -27,21 +27,30 @@ export function loadShedding(maxConcurrentCalls: number): LoadShedding {
   }
   let inFlight = 0;
   let shed = 0;
-  const interceptor: ServerInterceptor = async (_call, next) => {
+  const release = (): void => {
+    inFlight--;
+  };
+  const interceptor: ServerInterceptor = (_call, next) => {
     if (inFlight >= maxConcurrentCalls) {
       shed++;
-      throw new RpcError(
-        Code.RESOURCE_EXHAUSTED,
-        `the server is at its limit of ${maxConcurrentCalls} concurrent calls; retry later or on another instance`,
-        { reason: "OVERLOADED", metadata: { max_concurrent_calls: String(maxConcurrentCalls) } },
+      return Promise.reject(
+        new RpcError(
+          Code.RESOURCE_EXHAUSTED,
+          `the server is at its limit of ${maxConcurrentCalls} concurrent calls; retry later or on another instance`,
+          { reason: "OVERLOADED", metadata: { max_concurrent_calls: String(maxConcurrentCalls) } },
+        ),
       );
     }
     inFlight++;
+    let result: Promise<unknown>;
     try {
-      return await next();
-    } finally {
-      inFlight--;
+      result = next();
+    } catch (error) {
+      result = Promise.reject(error);
     }
+    // The caller gets `result` itself: one promise fewer per call than an async function.
+    result.then(release, release);
+    return result;
   };
   return {
     interceptor,

@@ -1,7 +1,7 @@
 import type { Logger } from "../log/logger.js";
 import { Code } from "../rpc/code.js";
 import { toCallerError } from "./escaped-error.js";
-import type { ServerInterceptor } from "./server-interceptor.js";
+import type { ServerCall, ServerInterceptor } from "./server-interceptor.js";
 
 /**
  * Writes one line per finished call: method, status code, duration and peer
@@ -9,8 +9,10 @@ import type { ServerInterceptor } from "./server-interceptor.js";
  * this one).
  */
 export function loggingInterceptor(logger: Logger): ServerInterceptor {
-  return async (call, next) => {
-    if (!logger.isLevelEnabled("info")) return next();
+  // Not an async function: with info off, a call pays for no extra promise.
+  return (call, next) => (logger.isLevelEnabled("info") ? logged(call, next) : next());
+
+  async function logged(call: ServerCall, next: () => Promise<unknown>): Promise<unknown> {
     const started = performance.now();
     const finish = (code: Code): void => {
       logger.info(
@@ -31,5 +33,5 @@ export function loggingInterceptor(logger: Logger): ServerInterceptor {
       finish(toCallerError(error).code);
       throw error;
     }
-  };
+  }
 }

@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { CallContext } from "../../rpc/call-context.js";
+import type { Metadata } from "../../rpc/metadata.js";
 import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
 import { cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
@@ -26,6 +28,13 @@ export interface ConnectionFacts {
   readonly peerIdentity: string | undefined;
 }
 
+/**
+ * One writer for every response this process encodes: encoding is
+ * synchronous, and `finish()` copies the bytes out and resets it, so its
+ * buffer is reused instead of a new one being allocated (and collected) per call.
+ */
+const responseWriter = new BinaryWriter();
+
 const CALL: unique symbol = Symbol("switchyard.unaryCall");
 type StreamWithCall = ServerHttp2Stream & { [CALL]?: UnaryCall };
 
@@ -45,9 +54,9 @@ export class UnaryCall {
   /**
    * The handler's CallContext. Every member is an own property, so that a
    * copy made with object spread (as interceptors that narrow the deadline or
-   * add a principal do) has them all. The abort signal is an own getter that
-   * makes its AbortController on first use: most calls never read it, and an
-   * AbortController costs more than the rest of the context together.
+   * add a principal do) has them all. The abort signal and the metadata are
+   * own getters that make them on first use: most calls never read them, and
+   * an AbortController costs more than the rest of the context together.
    */
   readonly context: CallContext;
   private state = State.Reading;
@@ -70,10 +79,15 @@ export class UnaryCall {
   ) {
     const call = this;
     const connection = environment.connectionOf(stream);
+    let metadata: Metadata | undefined;
     this.context = {
       method: path,
       deadline,
-      metadata: metadataFromHeaders(headers),
+      // Converted on first use: most handlers never read metadata.
+      get metadata(): Metadata {
+        metadata ??= metadataFromHeaders(headers);
+        return metadata;
+      },
       peer: connection.peer,
       peerIdentity: connection.peerIdentity,
       get signal(): AbortSignal {
@@ -200,8 +214,9 @@ export class UnaryCall {
     if (this.state === State.Done) return;
     let frame: Buffer;
     try {
-      frame = frameMessage(this.route.method.responseType.encode(response).finish());
+      frame = frameMessage(this.route.method.responseType.encode(response, responseWriter).finish());
     } catch (cause) {
+      responseWriter.finish(); // discards what the failed encode left behind
       return this.fail(new RpcError(Code.INTERNAL, "internal error", { cause }));
     }
     this.finish();
