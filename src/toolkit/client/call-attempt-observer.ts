@@ -28,7 +28,10 @@ export interface CallAttemptObserver {
   /**
    * Called as an attempt goes out, synchronously inside grpc-js: keep it
    * cheap. Headers set here are sent with this attempt only. Returns what
-   * to call when the attempt ends, or undefined to not follow it.
+   * to call when the attempt ends, or undefined to not follow it. An attempt
+   * grpc-js drops before it opens a stream (it picks again, e.g. when the
+   * connection went down meanwhile, or the call ended first) is never
+   * reported as ended; a transparent retry repeats the attempt's number.
    */
   attemptStarted(attempt: CallAttempt): AttemptEnded | undefined;
 }

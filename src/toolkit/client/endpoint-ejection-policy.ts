@@ -1,6 +1,6 @@
 import { type ChannelOptions, experimental, logVerbosity, type Metadata } from "@grpc/grpc-js";
 import type { Code } from "../rpc/code.js";
-import type { AttemptHeaders, CallAttemptObserver } from "./call-attempt-observer.js";
+import type { AttemptEnded, AttemptHeaders, CallAttemptObserver } from "./call-attempt-observer.js";
 import { type EjectionSettings, EndpointEjection, ejectionSettings, type OutlierDetectionOptions } from "./endpoint-ejection.js";
 import { endpointVerdict } from "./endpoint-verdict.js";
 
@@ -109,7 +109,14 @@ class EjectableSubchannel extends experimental.BaseSubchannelWrapper {
   }
 }
 
-/** Headers of an attempt over the grpc-js Metadata the attempt will send. */
+/**
+ * Headers of an attempt over the grpc-js Metadata the attempt will send.
+ * grpc-js hands the picker that very object — a clone of the call's metadata
+ * per pick, sent as is once the pick completes (load-balancing-call.ts,
+ * 1.14.7) — so a header set here goes out with this attempt only. Not a
+ * documented contract: test/e2e/attempt-tracing.test.ts checks the server
+ * sees it, and would catch a grpc-js that stopped doing so.
+ */
 function headersOf(metadata: Metadata): AttemptHeaders {
   return {
     get: (key) => {
@@ -129,6 +136,23 @@ function attemptNumber(metadata: Metadata): number {
 /** An endpoint's identity: its addresses, in a stable order (our resolvers give one per endpoint). */
 function endpointKey(endpoint: experimental.Endpoint): string {
   return endpoint.addresses.map(experimental.subchannelAddressToString).sort().join(",");
+}
+
+/** Tells the observer of an attempt; an observer that throws must not break the call inside grpc-js. */
+function startAttempt(observer: CallAttemptObserver, endpoint: string | undefined, metadata: Metadata): AttemptEnded | undefined {
+  try {
+    const ended = observer.attemptStarted({ endpoint, number: attemptNumber(metadata), headers: headersOf(metadata) });
+    if (ended === undefined) return undefined;
+    return (code, message) => {
+      try {
+        ended(code, message);
+      } catch {
+        // Observation is best effort.
+      }
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 function isCallAttemptObserver(value: unknown): value is CallAttemptObserver {
@@ -233,11 +257,7 @@ class EndpointEjectionPolicy implements experimental.LoadBalancer {
           const ours = result.subchannel instanceof EjectableSubchannel ? result.subchannel : undefined;
           const subchannel = ours?.unwrapped() ?? result.subchannel;
           const ejection = ours === undefined ? undefined : this.ejection;
-          const attemptEnded = observer?.attemptStarted({
-            endpoint: subchannel?.getAddress(),
-            number: attemptNumber(args.metadata),
-            headers: headersOf(args.metadata),
-          });
+          const attemptEnded = observer === undefined ? undefined : startAttempt(observer, subchannel?.getAddress(), args.metadata);
           if (ejection === undefined && attemptEnded === undefined) return { ...result, subchannel };
           const childEnded = result.onCallEnded;
           return {
@@ -257,11 +277,7 @@ class EndpointEjectionPolicy implements experimental.LoadBalancer {
           result.status !== null &&
           !args.metadata.getOptions().waitForReady
         ) {
-          const status = result.status;
-          observer.attemptStarted({ endpoint: undefined, number: attemptNumber(args.metadata), headers: headersOf(args.metadata) })?.(
-            status.code as number as Code,
-            status.details,
-          );
+          startAttempt(observer, undefined, args.metadata)?.(result.status.code as number as Code, result.status.details);
         }
         return result;
       },
