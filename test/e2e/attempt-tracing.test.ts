@@ -50,7 +50,9 @@ describe("a span per call attempt", () => {
     replica.fault = "unavailable-on-first-attempt";
     const seenBefore = replica.traceparents.length;
     assert.equal((await users.getUser({ userId: "u-1" })).name, "Ada");
+    // Both sides export what they hold: the client's spans, then the server's as it closes.
     await tracing.forceFlush();
+    await replica.close();
 
     const client = (spans: readonly ReceivedSpan[]) =>
       spans.find((span) => span.name === GET_USER && span.kind === "CLIENT" && span.resource["service.name"] === "attempt-test-client");

@@ -17,12 +17,15 @@ export interface UserReplica {
   /** The `traceparent` of each GetUser attempt, in order (undefined when absent). */
   readonly traceparents: ReadonlyArray<string | undefined>;
   fault: GetUserFault;
+  /** Closes it now (its spans flushed); the test's end closes it otherwise. */
+  close(): Promise<void>;
 }
 
 /** Starts a UserService replica, closed when the test ends. `otlpEndpoint` traces its calls there. */
 export async function startUserReplica(t: TestContext, options: { otlpEndpoint?: string } = {}): Promise<UserReplica> {
   const traceparents: Array<string | undefined> = [];
-  const replica = { address: "", calls: 0, traceparents, fault: "none" as GetUserFault };
+  let closing: Promise<void> | undefined;
+  const replica = { address: "", calls: 0, traceparents, fault: "none" as GetUserFault, close: () => closing ?? Promise.resolve() };
   const fault: ServerInterceptor = async (call, next) => {
     if (call.method !== "GetUser") return next();
     replica.calls++;
@@ -46,7 +49,8 @@ export async function startUserReplica(t: TestContext, options: { otlpEndpoint?:
     logger: silentLogger(),
     ...(options.otlpEndpoint === undefined ? {} : { otlpEndpoint: options.otlpEndpoint }),
   });
-  t.after(() => app.close());
+  replica.close = () => (closing ??= app.close());
+  t.after(() => replica.close());
   replica.address = `127.0.0.1:${app.port}`;
   return replica;
 }
