@@ -1,6 +1,8 @@
+import cluster from "node:cluster";
 import { type Command, Option } from "commander";
 import type { ServiceName } from "../app/switchyard.js";
-import { createLogger } from "../toolkit/log/logger.js";
+import { onStopRequest, reportReady, runWorkerCluster, workerId } from "../app/worker-cluster.js";
+import { createLogger, type Logger } from "../toolkit/log/logger.js";
 import { parseDatabaseUrl, parseLogFormat, parseLogLevel, parseMillis, parsePort, parseServices, parseTarget } from "./options.js";
 import { collect, parsePositiveInteger, SERVE_AUTH_HELP, serveAuthOf, type ServeAuthFlags } from "./auth-options.js";
 import { SERVE_TLS_HELP, serveTlsOf, type ServeTlsFlags } from "./tls-options.js";
@@ -31,6 +33,7 @@ interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFl
   memory?: boolean;
   drainTimeout: number;
   maxConcurrentCalls: number;
+  workers: number;
   logLevel: string;
   logFormat: "json" | "pretty" | "auto";
 }
@@ -48,6 +51,7 @@ export function addServeCommand(program: Command): void {
     .option("--database-url <url>", "keep data in PostgreSQL (postgres://…) instead of SQLite", parseDatabaseUrl)
     .option("--memory", "keep data in memory instead, lost at exit (tests, demos, benchmarks)")
     .option("--drain-timeout <ms>", "how long shutdown waits for calls in flight", parseMillis, 10_000)
+    .option("--workers <n>", "processes sharing the port, e.g. one per core (node:cluster)", parsePositiveInteger, 1)
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", parseLogLevel, "info")
     .option("--log-format <format>", "json, pretty, or auto (pretty on a terminal)", parseLogFormat, "auto")
     .addOption(
@@ -94,7 +98,14 @@ export function addServeCommand(program: Command): void {
       const registry = serveRegistryOf(flags, command);
       const access = serveAuthOf(flags, command);
       const format = flags.logFormat === "auto" ? (process.stderr.isTTY ? "pretty" : "json") : flags.logFormat;
-      const logger = createLogger({ level: flags.logLevel, format });
+      const rootLogger = createLogger({ level: flags.logLevel, format });
+      // Every line of a worker says which one wrote it.
+      const logger = workerId() === undefined ? rootLogger : rootLogger.child({ worker: workerId() });
+      if (flags.workers > 1) {
+        if (flags.memory === true) command.error("error: --memory keeps data in each process; it cannot be shared by --workers");
+        if (flags.metricsPort !== undefined) command.error("error: --metrics-port is not supported with --workers yet; run one process per port instead");
+        if (cluster.isPrimary) return superviseWorkers(flags, logger);
+      }
       // Loaded here, not at the top: `call`, `health` and `--help` then start
       // without the stores, drivers and telemetry they never use.
       const { startSwitchyard } = await import("../app/switchyard.js");
@@ -121,8 +132,10 @@ export function addServeCommand(program: Command): void {
       // Signal handlers before the listening line: a supervisor may signal as
       // soon as it reads that line, and without a handler the signal kills.
       let stopping = false;
-      const stop = (signal: NodeJS.Signals): void => {
+      const stop = (signal: NodeJS.Signals | "primary"): void => {
         if (stopping) {
+          // The primary forwards a Ctrl-C the worker has already seen itself.
+          if (signal === "primary") return;
           logger.warn({ signal }, "second signal: exiting without waiting");
           process.exit(1);
         }
@@ -141,8 +154,10 @@ export function addServeCommand(program: Command): void {
       };
       process.on("SIGTERM", stop);
       process.on("SIGINT", stop);
+      onStopRequest(() => stop("primary"));
       logger.info(
         {
+          ...(workerId() === undefined ? {} : { pid: process.pid }),
           address: `${flags.host}:${app.port}`,
           services: flags.services,
           store: app.store,
@@ -156,7 +171,28 @@ export function addServeCommand(program: Command): void {
           auth: app.auth,
           ...(app.registrations.length === 0 ? {} : { registered: app.registrations.map((r) => `${r.key} → ${r.address}`) }),
         },
-        `switchyard listening on ${flags.host}:${app.port}`,
+        // In a cluster the primary says "switchyard listening" once every worker does.
+        `${workerId() === undefined ? "switchyard" : "worker"} listening on ${flags.host}:${app.port}`,
       );
+      reportReady(app.port);
     });
+}
+
+/** The primary of `serve --workers N`: starts the workers, then stops them on SIGTERM or SIGINT. */
+async function superviseWorkers(flags: ServeFlags, logger: Logger): Promise<void> {
+  const workers = runWorkerCluster({ workers: flags.workers, logger, stopTimeoutMs: flags.drainTimeout + 5_000 });
+  const stop = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, "stopping the workers");
+    void workers.stop().then(() => process.exit(0));
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  try {
+    const port = await workers.ready;
+    logger.info({ address: `${flags.host}:${port}`, workers: flags.workers }, `switchyard listening on ${flags.host}:${port} with ${flags.workers} workers`);
+  } catch (error) {
+    logger.fatal({ err: error }, "could not start the workers");
+    await workers.stop();
+    process.exit(1);
+  }
 }
