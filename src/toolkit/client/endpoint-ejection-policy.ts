@@ -40,7 +40,7 @@ let installed = false;
  *
  * Why our own and not grpc-js's `outlier_detection` (gRFC A50): that one
  * counts every non-OK status against the endpoint, so a caller asking for
- * users that do not exist (NOT_FOUND) ejects healthy replicas. This one wraps
+ * records that do not exist (NOT_FOUND) ejects healthy replicas. This one wraps
  * a child policy (round_robin) the same way — ejected endpoints are reported
  * unhealthy, so the child stops picking them — but judges each attempt with
  * endpointVerdict. Its picker sees every attempt, retries and hedges included,
