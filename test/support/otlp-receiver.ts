@@ -15,6 +15,9 @@ export interface ReceivedSpan {
   readonly kind: "INTERNAL" | "SERVER" | "CLIENT" | "PRODUCER" | "CONSUMER" | "UNSPECIFIED";
   readonly attributes: Readonly<Record<string, string | number | boolean>>;
   readonly status: { readonly code: "UNSET" | "OK" | "ERROR"; readonly message: string };
+  /** Start and end, in milliseconds since the epoch (from the span's nanoseconds). */
+  readonly startMs: number;
+  readonly endMs: number;
   /** The resource's attributes, e.g. `service.name`. */
   readonly resource: Readonly<Record<string, string | number | boolean>>;
 }
@@ -52,6 +55,9 @@ interface DecodedSpan {
   parentSpanId?: Buffer;
   name?: string;
   kind?: string;
+  /** Nanoseconds since the epoch, as a decimal string (`longs: String`). */
+  startTimeUnixNano?: string;
+  endTimeUnixNano?: string;
   attributes?: DecodedKeyValue[];
   status?: { code?: string; message?: string };
 }
@@ -80,6 +86,7 @@ export function decodeTraceRequest(body: Uint8Array): ReceivedSpan[] {
     oneofs: false,
   }) as DecodedRequest;
   const hex = (bytes: Buffer | undefined): string => (bytes === undefined ? "" : bytes.toString("hex"));
+  const millis = (nanos: string | undefined): number => (nanos === undefined ? 0 : Number(BigInt(nanos) / 1_000n) / 1_000);
   const spans: ReceivedSpan[] = [];
   for (const resourceSpans of request.resourceSpans ?? []) {
     const resource = attributesOf(resourceSpans.resource?.attributes);
@@ -96,6 +103,8 @@ export function decodeTraceRequest(body: Uint8Array): ReceivedSpan[] {
             code: (span.status?.code ?? "STATUS_CODE_UNSET").replace("STATUS_CODE_", "") as ReceivedSpan["status"]["code"],
             message: span.status?.message ?? "",
           },
+          startMs: millis(span.startTimeUnixNano),
+          endMs: millis(span.endTimeUnixNano),
           resource,
         });
       }
