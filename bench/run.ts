@@ -75,6 +75,7 @@ async function main(): Promise<void> {
         runtime,
         repo: REPO,
         cpu: options.serverCpu,
+        loadCpu: options.loadCpu,
         dataDir: path.join(work, config.name),
         ...(schema ? { databaseUrl: schema.url } : {}),
       });

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type BenchMethod, type MethodSpec, SEED_RESPONSES, V1_RESPONSES } from "./fixtures.js";
 
@@ -19,6 +20,8 @@ export interface StartContext {
   readonly repo: string;
   /** CPU list the servers are pinned to. */
   readonly cpu: string;
+  /** CPU list of the load generator: a multi-core configuration also runs its servers there. */
+  readonly loadCpu: string;
   /** A fresh directory for this configuration's SQLite files. */
   readonly dataDir: string;
   /** postgres:// URL (search_path set to the benchmark's schema); required by the PostgreSQL configurations. */
@@ -82,9 +85,10 @@ function running(processes: ServerProcess[], portOf: (service: ServiceKind) => n
 /** Switchyard's gRPC server engines (`serve --engine`). */
 type Engine = "grpc-js" | "http2";
 
-const engineSuffix = (engine: Engine): string => (engine === "grpc-js" ? "" : `-${engine}`);
-const engineLabel = (engine: Engine): string => (engine === "grpc-js" ? "" : ` (${engine} engine)`);
-const engineArgs = (engine: Engine): string[] => (engine === "grpc-js" ? [] : ["--engine", engine]);
+// The default engine (http2) goes unnamed; the grpc-js engine's configurations say so.
+const engineSuffix = (engine: Engine): string => (engine === "http2" ? "" : `-${engine}`);
+const engineLabel = (engine: Engine): string => (engine === "http2" ? "" : ` (${engine} engine)`);
+const engineArgs = (engine: Engine): string[] => (engine === "http2" ? [] : ["--engine", engine]);
 
 type Store = "sqlite" | "postgres" | "memory";
 const STORE_LABEL: Readonly<Record<Store, string>> = { sqlite: "SQLite", postgres: "PostgreSQL", memory: "in-memory" };
@@ -95,7 +99,7 @@ const STORE_DESCRIPTION: Readonly<Record<Store, string>> = {
 };
 
 /** Switchyard with both services in one process, on SQLite, PostgreSQL or in memory. */
-function switchyardSingle(store: Store, engine: Engine = "grpc-js"): SystemConfig {
+function switchyardSingle(store: Store, engine: Engine = "http2"): SystemConfig {
   return {
     name: `switchyard-${store}${engineSuffix(engine)}`,
     label: `switchyard ${STORE_LABEL[store]}${engineLabel(engine)}`,
@@ -130,7 +134,7 @@ export const TELEMETRY_SUFFIX = "-telemetry";
  * core) that discards the exports, `--trace-sample-ratio 0.01`. Nothing
  * scrapes the metrics during a run (Prometheus would, every 15 s or so).
  */
-function switchyardTelemetry(store: Store, engine: Engine = "grpc-js"): SystemConfig {
+function switchyardTelemetry(store: Store, engine: Engine = "http2"): SystemConfig {
   const plain = switchyardSingle(store, engine);
   return {
     ...plain,
@@ -186,7 +190,7 @@ function switchyardTelemetry(store: Store, engine: Engine = "grpc-js"): SystemCo
 }
 
 /** Switchyard with one process per service: OrderService calls UserService over a gRPC channel. */
-function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "grpc-js"): SystemConfig {
+function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "http2"): SystemConfig {
   return {
     name: `switchyard-split-${store}${engineSuffix(engine)}`,
     label: `switchyard split ${store === "sqlite" ? "SQLite" : "PostgreSQL"}${engineLabel(engine)}`,
@@ -216,6 +220,58 @@ function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "grpc-js
       }
     },
   };
+}
+
+/** The suffix of a configuration that runs `serve --workers N` over both cores. */
+export const WORKERS_SUFFIX = "-workers2";
+
+/**
+ * `serve --workers 2` on SQLite: two worker processes behind one port, pinned
+ * to the server and the load CPUs (h2load shares the second core with a
+ * worker: req/CPU-s accounts for that). Every worker is measured as a process
+ * of its own; the primary only hands out connections.
+ */
+function switchyardWorkers(): SystemConfig {
+  const plain = switchyardSingle("sqlite");
+  return {
+    ...plain,
+    name: `${plain.name}${WORKERS_SUFFIX}`,
+    label: `${plain.label}, 2 workers on 2 cores`,
+    description: `${plain.description} Run with --workers 2 (node:cluster), the servers pinned to both CPUs.`,
+    async start(context) {
+      const primary = await start({ ...context, cpu: `${context.cpu},${context.loadCpu}` }, "primary", SERVE, (port) =>
+        serveArgs(port, ["--workers", "2", "--data-dir", context.dataDir]),
+      );
+      const workers = await workersOf(primary, 2);
+      const system = running([primary, ...workers], () => primary.port);
+      await seedV1(system);
+      return system;
+    },
+  };
+}
+
+/** The worker processes of a cluster primary, once it has `count` and they have had time to listen. */
+async function workersOf(primary: ServerProcess, count: number): Promise<ServerProcess[]> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const pids = childPids(primary.pid);
+    if (pids.length >= count) {
+      // Workers listen a moment after they appear; the first connections must not all go to one.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // The primary stops its workers itself.
+      return pids.slice(0, count).map((pid, i) => ({ role: `worker ${i + 1}`, pid, port: primary.port, stop: async () => undefined }));
+    }
+    if (Date.now() > deadline) throw new Error(`the cluster primary ${primary.pid} has ${pids.length} workers, expected ${count}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** The bare node:http2 ceiling. */
@@ -252,28 +308,31 @@ const naiveGrpcJs: SystemConfig = {
 export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   bareHttp2,
   naiveGrpcJs,
+  switchyardSingle("memory"),
   switchyardSingle("sqlite"),
   switchyardSingle("postgres"),
   switchyardSplit("sqlite"),
+  switchyardWorkers(),
   switchyardSplit("postgres"),
-  switchyardSingle("sqlite", "http2"),
-  switchyardSingle("postgres", "http2"),
-  switchyardSingle("memory", "http2"),
-  switchyardSplit("sqlite", "http2"),
+  switchyardSingle("memory", "grpc-js"),
+  switchyardSingle("sqlite", "grpc-js"),
+  switchyardSplit("sqlite", "grpc-js"),
+  switchyardTelemetry("memory"),
   switchyardTelemetry("sqlite"),
-  switchyardTelemetry("sqlite", "http2"),
 ];
 
 /**
- * Measured unless --configs says otherwise. Split PostgreSQL and the http2
- * engine's configurations are opt-in, to keep a full run under ten minutes.
+ * Measured unless --configs says otherwise. Split PostgreSQL, the grpc-js
+ * engine and telemetry are opt-in, to keep a full run near ten minutes.
  */
 export const DEFAULT_CONFIGS: readonly string[] = [
   "bare-http2",
   "naive-grpc-js",
+  "switchyard-memory",
   "switchyard-sqlite",
   "switchyard-postgres",
   "switchyard-split-sqlite",
+  `switchyard-sqlite${WORKERS_SUFFIX}`,
 ];
 
 async function seedV1(system: RunningSystem): Promise<void> {
