@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { instrumentStores } from "../../src/app/instrument-stores.js";
+import type { Stores } from "../../src/app/open-stores.js";
 import { createStoreMetrics, STORE_SECONDS_BUCKETS } from "../../src/toolkit/telemetry/store-metrics.js";
 
 /** `name{labels} value` lines of a rendered exposition, by series. */
@@ -83,5 +85,26 @@ describe("store metrics", () => {
       ["open_connections", "idle_connections", "max_connections", "waiting_requests"].map((name) => found.get(`switchyard_store_pool_${name}{store="postgres"}`)),
       [4, 3, 10, 0],
     );
+  });
+
+  it("leaves the stores as opened when metrics are off, and times both when on", async () => {
+    const stores: Stores = {
+      users: { find: async () => undefined, insertIfAbsent: async (user) => user },
+      orders: { insertIfAbsent: async (order) => order, listForUser: async () => [] },
+      kind: "postgres",
+      pool: () => ({ totalCount: 3, idleCount: 2, waitingCount: 0, max: 10 }),
+      describe: "test",
+      close: async () => undefined,
+    };
+    assert.equal(instrumentStores(stores, undefined), stores);
+    const metrics = createStoreMetrics();
+    const timed = instrumentStores(stores, metrics);
+    await timed.users?.find("u1");
+    await timed.orders?.listForUser("u1", 1);
+    const found = samples(metrics.render());
+    assert.equal(found.get(`${COUNT}{service="user",store="postgres",operation="find",outcome="ok"}`), 1);
+    assert.equal(found.get(`${COUNT}{service="order",store="postgres",operation="listForUser",outcome="ok"}`), 1);
+    assert.equal(found.get('switchyard_store_pool_open_connections{store="postgres"}'), 3);
+    assert.equal(timed.describe, "test");
   });
 });
