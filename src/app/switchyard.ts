@@ -84,9 +84,9 @@ export interface SwitchyardOptions {
   /** TTL of the registry lease: how long a crashed process stays registered. Default 10 s. */
   readonly registryTtlSeconds?: number;
   /**
-   * The gRPC server implementation: `grpc-js` (@grpc/grpc-js) or `http2`
-   * (Switchyard's lean engine on node:http2). Same services, same semantics.
-   * Default `grpc-js`.
+   * The gRPC server implementation: `http2` (Switchyard's lean engine on
+   * node:http2, about twice the throughput) or `grpc-js` (@grpc/grpc-js).
+   * Same services, same semantics. Default `http2`.
    */
   readonly engine?: "grpc-js" | "http2";
   /**
@@ -219,12 +219,12 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
     ...(options.maxMetadataBytes === undefined ? {} : { maxMetadataBytes: options.maxMetadataBytes }),
   };
   const server =
-    options.engine === "http2"
-      ? createHttp2RpcServer({
+    options.engine === "grpc-js"
+      ? createRpcServer({ ...(serverTls ? { credentials: serverTls.credentials } : {}), ...serverOptions })
+      : createHttp2RpcServer({
           ...(serverTls ? { tls: serverTls.secureServerOptions(), onTlsReload: serverTls.onReload } : {}),
           ...serverOptions,
-        })
-      : createRpcServer({ ...(serverTls ? { credentials: serverTls.credentials } : {}), ...serverOptions });
+        });
   if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
 
   // OrderService reaches UserService through a generated client over one

@@ -55,9 +55,9 @@ export function addServeCommand(program: Command): void {
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", parseLogLevel, "info")
     .option("--log-format <format>", "json, pretty, or auto (pretty on a terminal)", parseLogFormat, "auto")
     .addOption(
-      new Option("--engine <engine>", "gRPC server implementation: grpc-js (@grpc/grpc-js) or http2 (lean node:http2 engine)")
-        .choices(["grpc-js", "http2"])
-        .default("grpc-js"),
+      new Option("--engine <engine>", "gRPC server implementation: http2 (lean node:http2 engine) or grpc-js (@grpc/grpc-js)")
+        .choices(["http2", "grpc-js"])
+        .default("http2"),
     )
     .option("--tls-cert <file>", SERVE_TLS_HELP.tlsCert)
     .option("--tls-key <file>", SERVE_TLS_HELP.tlsKey)

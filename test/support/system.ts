@@ -47,7 +47,7 @@ export interface StartSystemOptions extends SystemConfig {
   readonly clientOptions?: ClientOptions;
   /** How long close() lets in-flight calls finish. Default 1 s: tests should not wait for 10. */
   readonly drainTimeoutMs?: number;
-  /** The servers' gRPC engine. Default: startSwitchyard's (grpc-js). */
+  /** The servers' gRPC engine. Default: startSwitchyard's (http2). */
   readonly engine?: Engine;
 }
 

@@ -103,6 +103,7 @@ describe("metadata from request headers", () => {
       "grpc-encoding": "gzip",
       "grpc-accept-encoding": "gzip",
       "grpc-trace-bin": "AAE",
+      "grpc-previous-rpc-attempts": "1",
       "user-agent": "grpc-go/1.33.3",
       "x-request-id": "abc",
       "x-unpadded-bin": "AAH+/w",
@@ -110,6 +111,8 @@ describe("metadata from request headers", () => {
       "x-several-bin": "AQ==,Ag==",
     });
     assert.deepEqual(metadata, {
+      "grpc-trace-bin": new Uint8Array([0, 1]),
+      "grpc-previous-rpc-attempts": "1",
       "user-agent": "grpc-go/1.33.3",
       "x-request-id": "abc",
       "x-unpadded-bin": new Uint8Array([0, 1, 0xfe, 0xff]),

@@ -94,10 +94,24 @@ export function encodeBinaryHeader(bytes: Uint8Array): string {
 
 /**
  * Request headers that belong to the protocol, not to the application: they
- * never appear in a handler's metadata. HTTP/2 pseudo-headers (`:path`...) are
- * left out too, and so is every other `grpc-` header (reserved by the spec).
+ * never appear in a handler's metadata, nor do HTTP/2 pseudo-headers
+ * (`:path`...). Other `grpc-` headers stay, as grpc-js and grpc-go keep them:
+ * `grpc-previous-rpc-attempts` (gRFC A6) and `grpc-trace-bin` mean something to handlers.
  */
-const RESERVED_HEADERS: ReadonlySet<string> = new Set(["content-type", "te", "accept-encoding", "content-length", "host", "connection"]);
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  "content-type",
+  "te",
+  "accept-encoding",
+  "content-length",
+  "host",
+  "connection",
+  "grpc-timeout",
+  "grpc-encoding",
+  "grpc-accept-encoding",
+  "grpc-status",
+  "grpc-message",
+  "grpc-status-details-bin",
+]);
 
 /**
  * The application metadata in a request's headers. `-bin` values are decoded
@@ -108,7 +122,7 @@ const RESERVED_HEADERS: ReadonlySet<string> = new Set(["content-type", "te", "ac
 export function metadataFromHeaders(headers: IncomingHttpHeaders): Metadata {
   const metadata: Record<string, string | Uint8Array> = {};
   for (const key of Object.keys(headers)) {
-    if (key.charCodeAt(0) === 58 /* : */ || key.startsWith("grpc-") || RESERVED_HEADERS.has(key)) continue;
+    if (key.charCodeAt(0) === 58 /* : */ || RESERVED_HEADERS.has(key)) continue;
     const raw = headers[key];
     if (raw === undefined) continue;
     const value = Array.isArray(raw) ? raw.join(", ") : raw;
