@@ -9,8 +9,11 @@ import { startSwitchyard } from "../../src/app/switchyard.js";
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { createClient } from "../../src/toolkit/client/create-client.js";
 import { createGrpcTransport } from "../../src/toolkit/client/grpc-js-transport.js";
+import { experimental } from "@grpc/grpc-js";
+import type { Discovery, EndpointListener } from "../../src/toolkit/discovery/discovery.js";
 import { parseEtcdUrl } from "../../src/toolkit/discovery/etcd-client.js";
 import { etcdChannelOptions } from "../../src/toolkit/discovery/etcd-discovery.js";
+import { resolverFor } from "../../src/toolkit/discovery/grpc-resolver.js";
 import { silentLogger } from "../../src/toolkit/log/logger.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
@@ -113,6 +116,71 @@ describe("etcd: targets without a reachable etcd", () => {
     const started = performance.now();
     await expectUnavailable(users.getUser({ userId: "u" }, { timeoutMs: 5_000 }), /etcd at 127\.0\.0\.1:1/);
     assert.ok(performance.now() - started < 4_000, "fails before the deadline");
+  });
+});
+
+/** A discovery under a scheme of its own whose lists the test sets: `set(["host:port", …])`. */
+function scriptedDiscovery(scheme: string): { set(addresses: readonly string[]): void } {
+  let listener: EndpointListener | undefined;
+  let pending: readonly string[] | undefined;
+  const discovery: Discovery = {
+    scheme,
+    authorityOf: (target) => target.path,
+    watch(_target, watcher) {
+      listener = watcher;
+      const first = pending;
+      if (first !== undefined) setImmediate(() => watcher.update(first));
+      return { close: () => (listener = undefined) };
+    },
+  };
+  experimental.registerResolver(scheme, resolverFor(discovery));
+  return {
+    set(addresses) {
+      pending = addresses;
+      listener?.update(addresses);
+    },
+  };
+}
+
+describe("a discovery that lists no instance", () => {
+  it("fails calls at once with UNAVAILABLE, naming the service, instead of holding them until their deadline", async (t) => {
+    const discovery = scriptedDiscovery("scripted-empty");
+    discovery.set([]);
+    const transport = createGrpcTransport({ target: "scripted-empty:///user-service", services: [UserServiceDefinition] });
+    t.after(() => transport.close());
+    const users = createClient(UserServiceDefinition, transport);
+    const started = performance.now();
+    await expectUnavailable(users.getUser({ userId: "u" }, { timeoutMs: 5_000 }), /no instances of user-service are registered/);
+    assert.ok(performance.now() - started < 1_000, "fails before the deadline");
+  });
+
+  it("once every listed instance is gone, calls still fail fast on the last ones (a crash, then its lease expiring)", async (t) => {
+    const discovery = scriptedDiscovery("scripted-gone");
+    const live = await replica(t);
+    discovery.set([`127.0.0.1:${live.port}`]);
+    const transport = createGrpcTransport({ target: "scripted-gone:///user-service", services: [UserServiceDefinition] });
+    t.after(() => transport.close());
+    const users = createClient(UserServiceDefinition, transport);
+    await users.createUser({ userId: "u-1", name: "Ada", email: "ada@example.com" });
+    // The replica "crashes" (its address now refuses connections), then its registration expires.
+    discovery.set(["127.0.0.1:1"]);
+    for (let refused = false, i = 0; !refused; i++) {
+      assert.ok(i < 50, "calls to the dead address fail");
+      refused = await users.getUser({ userId: "u-1" }, { timeoutMs: 1_000 }).then(
+        () => false,
+        (error: unknown) => error instanceof ClientError && error.code === Code.UNAVAILABLE,
+      );
+      if (!refused) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    discovery.set([]);
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      await expectUnavailable(users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 }), /.+/);
+      assert.ok(performance.now() - started < 1_000, "fails before the deadline");
+    }
+    // Registered again: calls flow at once.
+    discovery.set([`127.0.0.1:${live.port}`]);
+    assert.equal((await users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 })).name, "Ada");
   });
 });
 

@@ -28,6 +28,8 @@ export function installDiscoveryResolvers(): void {
  * becomes the channel's endpoint list (its load balancing policy — round
  * robin, from the channel's service config — keeps one connection per
  * endpoint). A discovery error reaches the channel only while no list is known.
+ * An empty list reaches it as an UNAVAILABLE error ("no instances of … are
+ * registered"), so calls fail at once rather than wait for an instance.
  */
 export function resolverFor(discovery: Discovery): ResolverConstructor {
   return class DiscoveryResolver implements experimental.Resolver {
@@ -66,8 +68,15 @@ export function resolverFor(discovery: Discovery): ResolverConstructor {
           const sequence = ++this.sequence;
           void toEndpoints(addresses).then((endpoints) => {
             if (sequence !== this.sequence) return;
-            const note = endpoints.length === 0 ? `no instances of ${target.path} are registered (${target.scheme}:)` : "";
-            this.deliver(experimental.statusOrFromValue(endpoints), note);
+            if (endpoints.length > 0) return this.deliver(experimental.statusOrFromValue(endpoints), "");
+            // Nobody registered is delivered as an error, not as an empty
+            // list: grpc-js's round_robin (1.14) turns an empty list into IDLE
+            // with a queueing picker, so every call would wait for its deadline
+            // (seen when both UserService replicas crashed and their leases ran
+            // out). On an error it keeps the endpoints it has — dead ones fail
+            // fast with UNAVAILABLE — or, with none, fails calls at once.
+            const note = `no instances of ${target.path} are registered (${target.scheme}:)`;
+            this.deliver(experimental.statusOrFromError({ code: grpc.status.UNAVAILABLE, details: note, metadata: new grpc.Metadata() }), note);
           });
         },
         error: (message) => {
