@@ -1,11 +1,24 @@
 // Helpers of the fault-injection suite: Switchyard servers on network-namespace
 // hosts, their Prometheus counters, a steady load that records every outcome,
-// and a TCP forwarder that lets the hosts reach the machine's PostgreSQL.
+// and the way the hosts reach the machine's PostgreSQL.
+//
+// Costs matter here: the suite drives a few hundred calls a second through
+// three processes per call on two shared cores. So the servers run compiled
+// JavaScript (tsx's loader costs seconds of CPU per start, paid again at every
+// restart under load), they write no per-call log lines (a line per call per
+// process, and this process reading them all), and the hosts reach
+// PostgreSQL through its Unix socket rather than a TCP forwarder process.
+import fs from "node:fs";
+import fsp from "node:fs/promises";
 import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { CLI_MAIN, REPO_ROOT } from "../support/cli-process.js";
-import type { Host, HostProcess, NetworkScope } from "../support/netns.js";
+import type { Etcd3 } from "etcd3";
+import { REPO_ROOT } from "../support/cli-process.js";
+import type { Host, HostProcess, Network, NetworkScope } from "../support/netns.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 
@@ -23,25 +36,71 @@ export interface ServerOnHost {
   readonly address: string;
   /** The running process (the latest one after a restart). */
   readonly process: HostProcess;
-  /** The etcd keys its listening line reported. */
+  /** The etcd keys the running process registered (empty without a registry). */
   readonly keys: readonly string[];
-  /** Starts it (again) and waits for its listening line. */
+  /** Starts it (again) and waits until it listens and, with a registry, is registered. */
   start(): Promise<void>;
   /** Stops the running process (SIGTERM drains; SIGKILL is a crash). */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** Options of serveOn. */
+export interface ServeOnOptions {
+  /** Environment added to this process's. */
+  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The registry the server registers in (`--registry` among the args): it
+   * counts as started once its keys are there. Without it, once it accepts
+   * TCP connections.
+   */
+  readonly registry?: Etcd3;
+}
+
+/** The compiled servers of this test process, shared by every serveOn (compiled once). */
+let compiled: Promise<string> | undefined;
+
 /**
- * `switchyard serve --host <ip> --port 50051 --metrics-port 9464 <args>` on a
- * host, started. Per-call log lines are neither kept nor parsed (a few
- * hundred a second under load); everything else is.
+ * Compiles src/ (tsc, emit only: the type check is `npm run check`'s job)
+ * into a temporary directory that sees the repository's node_modules, once
+ * per test process, and returns the compiled CLI's path. Removed at exit.
  */
-export async function serveOn(host: Host, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ServerOnHost> {
+export function compiledCli(): Promise<string> {
+  compiled ??= (async () => {
+    const root = await fsp.mkdtemp(path.join(os.tmpdir(), "switchyard-faults-build-"));
+    process.once("exit", () => fs.rmSync(root, { recursive: true, force: true }));
+    // src/cli/main.ts reads ../../package.json; packages resolve through the symlink.
+    await fsp.copyFile(path.join(REPO_ROOT, "package.json"), path.join(root, "package.json"));
+    await fsp.symlink(path.join(REPO_ROOT, "node_modules"), path.join(root, "node_modules"), "dir");
+    const tsc = path.join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc");
+    const outDir = path.join(root, "dist");
+    const args = [tsc, "-p", path.join(REPO_ROOT, "tsconfig.json"), "--outDir", outDir, "--noCheck", "--sourceMap", "false", "--incremental", "false"];
+    try {
+      await execFileAsync(process.execPath, args, { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });
+    } catch (error) {
+      // tsc exits 2 when it emitted but reported errors; the emitted files are there.
+      if (!fs.existsSync(path.join(outDir, "cli", "main.js"))) {
+        const output = (error as { stdout?: string }).stdout ?? (error as Error).message;
+        throw new Error(`could not compile src/ for the fault tests:\n${output.slice(0, 4_000)}`);
+      }
+    }
+    return path.join(outDir, "cli", "main.js");
+  })();
+  return compiled;
+}
+
+/**
+ * `switchyard serve --host <ip> --port 50051 --metrics-port 9464 --log-level warn <args>`
+ * on a host, started (compiled; see compiledCli). At `warn` a server writes no
+ * line per call; `--log-level info` among `args` brings them back.
+ */
+export async function serveOn(host: Host, args: readonly string[], options: ServeOnOptions = {}): Promise<ServerOnHost> {
+  const cli = await compiledCli();
   let current: HostProcess | undefined;
   let keys: readonly string[] = [];
+  const address = `${host.ip}:${SERVE_PORT}`;
   const server: ServerOnHost = {
     host,
-    address: `${host.ip}:${SERVE_PORT}`,
+    address,
     get process() {
       if (current === undefined) throw new Error(`${host.name} was never started`);
       return current;
@@ -60,9 +119,7 @@ export async function serveOn(host: Host, args: readonly string[], env: NodeJS.P
           "-n",
           "10",
           process.execPath,
-          "--import",
-          "tsx",
-          CLI_MAIN,
+          cli,
           "serve",
           "--host",
           host.ip,
@@ -71,20 +128,14 @@ export async function serveOn(host: Host, args: readonly string[], env: NodeJS.P
           "--metrics-port",
           String(METRICS_PORT),
           "--log-level",
-          "info",
+          "warn",
           ...args,
         ],
-        { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, dropLines: /"msg":"call finished"/ },
+        { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env }, dropLines: /"msg":"call finished"/ },
       );
       current = child;
-      const listening = await child.waitForLog(
-        (line) => typeof line.msg === "string" && line.msg.startsWith("switchyard listening"),
-        "switchyard listening",
-        90_000,
-      );
+      keys = await waitUntilServing(child, address, options.registry);
       await execFileAsync("renice", ["-n", "0", "-p", String(child.pid)]).catch(() => undefined);
-      const registered = listening["registered"];
-      keys = Array.isArray(registered) ? registered.map((entry) => String(entry).split(" → ")[0] ?? "") : [];
     },
     async stop(signal = "SIGTERM") {
       await current?.stop(signal);
@@ -92,6 +143,72 @@ export async function serveOn(host: Host, args: readonly string[], env: NodeJS.P
   };
   await server.start();
   return server;
+}
+
+/** How long a server may take to start (tsc-compiled, but on a busy machine). */
+const START_TIMEOUT_MS = 60_000;
+
+/**
+ * Waits until `child` accepts connections on `address` and, with a registry,
+ * until its keys are in etcd (a key's instance id holds the pid, so a key a
+ * killed predecessor left behind does not count). Returns those keys.
+ */
+async function waitUntilServing(child: HostProcess, address: string, registry: Etcd3 | undefined): Promise<string[]> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  const [hostname = "", port = ""] = address.split(":");
+  let listening = false;
+  for (;;) {
+    if (child.hasExited) throw new Error(`${child.host.name} exited before it served. stderr:\n${child.stderr().slice(-4_000)}`);
+    if (!listening) listening = await connects(hostname, Number(port));
+    if (listening && registry === undefined) return [];
+    if (listening && registry !== undefined) {
+      const listed = await registry.getAll().prefix("/").strings().catch(() => ({}) as Record<string, string>);
+      const own = Object.entries(listed)
+        .filter(([key, value]) => value === address && key.includes(`-${child.pid}-`))
+        .map(([key]) => key);
+      if (own.length > 0) return own;
+    }
+    if (Date.now() > deadline) throw new Error(`${child.host.name} did not serve within ${START_TIMEOUT_MS} ms. stderr:\n${child.stderr().slice(-4_000)}`);
+    await sleep(50);
+  }
+}
+
+function connects(hostname: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: hostname, port, timeout: 1_000 });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * A PostgreSQL URL the hosts can use for `url` (a server on this machine):
+ * through its Unix socket when it has one — network namespaces share the file
+ * system, so every host reaches it at no cost, like a database on a network
+ * that is not under test — else through a TCP forwarder on the bridge (it
+ * listens on 127.0.0.1 only), a process of its own.
+ */
+export async function databaseForHosts(scope: NetworkScope, network: Network, url: string): Promise<{ readonly url: string; readonly via: string }> {
+  const parsed = new URL(url);
+  const port = parsed.port || "5432";
+  const local = ["127.0.0.1", "localhost", "[::1]"].includes(parsed.hostname);
+  for (const dir of ["/var/run/postgresql", "/tmp"]) {
+    if (local && fs.existsSync(path.join(dir, `.s.PGSQL.${port}`))) {
+      parsed.searchParams.set("host", dir);
+      return { url: parsed.toString(), via: `unix socket ${dir}/.s.PGSQL.${port}` };
+    }
+  }
+  const forwarder = await forwardTcp(scope, network.gateway, { host: parsed.hostname, port: Number(port) });
+  parsed.hostname = network.gateway;
+  parsed.port = String(forwarder.port);
+  return { url: parsed.toString(), via: `TCP forwarder ${network.gateway}:${forwarder.port}` };
 }
 
 /** The sum of a Prometheus counter's series whose labels include `labels`. */

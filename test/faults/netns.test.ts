@@ -4,12 +4,11 @@
 // killed, cut off, and etcd is stopped. Every call's outcome is counted.
 //
 //   root namespace (this process): the load, a forwarder to PostgreSQL
-//   etcd ─ user-a (TTL 3 s) ─ user-b (TTL 15 s) ─ order-a ─ order-b     (OrderService: etcd:///user-service, shared PostgreSQL schema)
+//   etcd ─ user-a (TTL 3 s) ─ user-b (TTL 12 s) ─ order-a ─ order-b     (OrderService: etcd:///user-service, shared PostgreSQL schema)
 //   slow-user ─ slow-order                                               (the deadline scenario)
 //
 // Figures are printed as test diagnostics (`# figures …`) and in docs/resilience.md.
 import assert from "node:assert/strict";
-import fs from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, beforeEach, describe, it, type TestContext } from "node:test";
@@ -24,10 +23,11 @@ import { Code } from "../../src/toolkit/rpc/code.js";
 import { Cleanup, REPO_ROOT, tempDir } from "../support/cli-process.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
 import { cpuSeconds, createNetwork, type Host, type HostProcess, netnsUnavailable, type Network } from "../support/netns.js";
-import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from "../support/postgres.js";
+import { createTestSchema, type TestSchema } from "../support/postgres.js";
 import {
   type CallRecord,
-  forwardTcp,
+  compiledCli,
+  databaseForHosts,
   type Load,
   type ServerOnHost,
   serveOn,
@@ -42,26 +42,41 @@ import {
 import { stallMeter } from "../support/stall-meter.js";
 
 /**
- * CreateOrder calls per second through OrderService. Override with
- * SWITCHYARD_FAULT_RATE. The default is what this suite's two shared, busy
- * cores carry with room to spare (see docs/resilience.md); an open-loop load
- * above a system's capacity only measures its queue.
+ * CreateOrder calls per second through OrderService: the issue's "a few
+ * hundred". Override with SWITCHYARD_FAULT_RATE. Each call costs about 5 ms
+ * of CPU over the load's client, OrderService, UserService and PostgreSQL,
+ * so 250 a second is more than half of this machine's two shared cores
+ * (see docs/resilience.md).
  */
-const RATE = Number(process.env.SWITCHYARD_FAULT_RATE ?? 40);
+const RATE = Number(process.env.SWITCHYARD_FAULT_RATE ?? 250);
 /** The load's deadline per call: generous, so that a busy machine's stalls are not counted as failures. */
 const CALL_TIMEOUT_MS = 5_000;
 /** The load's deadline in the partition scenario: a call stuck on the cut-off replica fails after it. */
 const PARTITION_CALL_TIMEOUT_MS = 2_000;
 /** How long UserService is entirely down in scenario 3 (the issue asks 10 s). */
 const USER_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_USER_OUTAGE_MS ?? 10_000);
-/** How long etcd is down in scenario 4 (the issue asks 30 s; shortened to keep the suite to a few minutes). */
-const ETCD_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_ETCD_OUTAGE_MS ?? 10_000);
+/** How long etcd is down in scenario 4 (the issue asks 30 s). */
+const ETCD_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_ETCD_OUTAGE_MS ?? 30_000);
 /** How long user-b is cut off in scenario 7: less than its lease TTL, so only outlier detection can move its calls. */
 const PARTITION_MS = 4_000;
 /** Scenario 3: the calls started this soon after the crash are the transition (in flight, retried), not the steady outage. */
 const TRANSITION_MS = 500;
+/**
+ * Scenario 3: the calls started this soon before the restart are judged apart
+ * (reported, not asserted): a call that fails fast has failed by the restart,
+ * and a slow one started earlier is still counted with its full latency.
+ */
+const RECOVERY_MARGIN_MS = 1_000;
 const USER_A_TTL_S = 3;
-const USER_B_TTL_S = 15;
+/**
+ * Longer than scenario 7's partition (so the registry keeps user-b while it is
+ * cut off), and short enough that every instance's lease is lost during
+ * scenario 4's etcd outage (etcd3 gives a lease up after 2 TTLs without a
+ * keep-alive), so that scenario sees every instance register anew.
+ */
+const USER_B_TTL_S = 12;
+/** OrderService's registry TTL. */
+const ORDER_TTL_S = 3;
 const SLOW_USER_SERVICE = fileURLToPath(new URL("./fixtures/slow-user-service.ts", import.meta.url));
 
 const unavailable = await netnsUnavailable();
@@ -101,6 +116,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   let orderB: ServerOnHost;
   let slowUser: HostProcess;
   let slowOrder: ServerOnHost;
+  let slowOrderDataDir: string;
+  /** How the hosts reach PostgreSQL, for the figures. */
+  let databaseVia = "";
   let orders: Client<typeof OrderServiceDefinition>;
   /** endpoint_ejection trace lines (through grpc-js's tracer) of the OrderService replicas: ejections and returns, timed. */
   const ejections: Array<{ at: number; replica: string; event: "eject" | "uneject" }> = [];
@@ -112,23 +130,24 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const hosts: Host[] = [];
     for (const name of ["etcd", "user-a", "user-b", "order-a", "order-b", "slow-user", "slow-order"]) hosts.push(await network.addHost(name));
     const [etcdHost, userAHost, userBHost, orderAHost, orderBHost, slowUserHost, slowOrderHost] = hosts as [Host, Host, Host, Host, Host, Host, Host];
+    const compiling = compiledCli();
     etcd = await startEtcd(cleanup, { host: etcdHost.ip, prefix: ["ip", "netns", "exec", etcdHost.namespace] });
     kv = new Etcd3({ hosts: etcd.endpoint });
     cleanup.after(() => kv.close());
 
-    // OrderService replicas share one PostgreSQL schema; PostgreSQL listens on
-    // 127.0.0.1 only, so the hosts reach it through a forwarder on the bridge.
+    // OrderService replicas share one PostgreSQL schema (see databaseForHosts for how the hosts reach it).
     schema = await createTestSchema();
     cleanup.after(() => schema.drop());
-    const database = new URL(TEST_DATABASE_URL);
-    const forwarder = await forwardTcp(cleanup, network.gateway, { host: database.hostname, port: Number(database.port || 5432) });
-    const orderDatabase = new URL(schema.url);
-    orderDatabase.hostname = network.gateway;
-    orderDatabase.port = String(forwarder.port);
+    const orderDatabase = await databaseForHosts(cleanup, network, schema.url);
+    await compiling;
 
     const registry = ["--registry", etcd.url];
     const user = async (host: Host, ttl: number): Promise<ServerOnHost> =>
-      serveOn(host, ["--services", "user", "--data-dir", await tempDir(cleanup, "switchyard-faults-"), ...registry, "--registry-ttl", String(ttl), "--drain-timeout", "3000"]);
+      serveOn(
+        host,
+        ["--services", "user", "--data-dir", await tempDir(cleanup, "switchyard-faults-"), ...registry, "--registry-ttl", String(ttl), "--drain-timeout", "3000"],
+        { registry: kv },
+      );
     const order = async (host: Host): Promise<ServerOnHost> => {
       const server = await serveOn(
         host,
@@ -138,17 +157,17 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
           "--user-service",
           "etcd:///user-service",
           "--database-url",
-          orderDatabase.toString(),
+          orderDatabase.url,
           "--data-dir",
           await tempDir(cleanup, "switchyard-faults-"),
           ...registry,
           "--registry-ttl",
-          "3",
+          String(ORDER_TTL_S),
           "--drain-timeout",
           "3000",
         ],
         // grpc-js reports every ejection and return of an endpoint (at DEBUG, on stderr).
-        { GRPC_TRACE: "endpoint_ejection,subchannel", GRPC_VERBOSITY: "DEBUG" },
+        { env: { GRPC_TRACE: "endpoint_ejection,subchannel", GRPC_VERBOSITY: "DEBUG" }, registry: kv },
       );
       return server;
     };
@@ -161,14 +180,16 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       await child.waitForLog((line) => line.msg === "slow user service listening", "slow user service listening", 90_000);
       return child;
     };
+    slowOrderDataDir = await tempDir(cleanup, "switchyard-faults-");
     [userA, userB, orderA, orderB, slowUser, slowOrder] = await Promise.all([
       user(userAHost, USER_A_TTL_S),
       user(userBHost, USER_B_TTL_S),
       order(orderAHost),
       order(orderBHost),
       startSlowUser(),
-      (async () => serveOn(slowOrderHost, ["--services", "order", "--user-service", `${slowUserHost.ip}:${SERVE_PORT}`, "--data-dir", await tempDir(cleanup, "switchyard-faults-")]))(),
+      serveOn(slowOrderHost, ["--services", "order", "--user-service", `${slowUserHost.ip}:${SERVE_PORT}`, "--data-dir", slowOrderDataDir]),
     ]);
+    databaseVia = orderDatabase.via;
     for (const replica of [orderA, orderB]) watchEjections(replica);
     // Clean-up runs last registered first: the servers go before their data, schema and etcd.
     cleanup.after(() => network.close());
@@ -231,7 +252,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       ...(options.resendAfterMs === undefined ? {} : { resendAfterMs: options.resendAfterMs }),
     });
 
-  /** Starts a replica again (registered once it prints its listening line); with `serving`, waits until it answers GetUser calls of the load too. */
+  /** Starts a replica again (listening and registered); with `serving`, waits until it answers GetUser calls of the load too. */
   async function restartUser(replica: ServerOnHost, options: { serving?: boolean } = {}): Promise<number> {
     const started = Date.now();
     await replica.start();
@@ -266,6 +287,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       ratePerSecond: rateOf(load.records),
       skipped: load.skipped,
       drainAndRestartMs: restarts,
+      postgres: databaseVia,
       problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
     });
     assert.equal(load.skipped, 0);
@@ -311,16 +333,14 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const load = createOrderLoad(t, "s3");
     await sleep(1_000);
     const orderHosts = [orderA, orderB];
+    // OrderService's CPU while UserService serves, for comparison with the outage.
+    const cpuAtStart = orderHosts.map((r) => cpuSeconds(r.process.pid) ?? 0);
+    const normalFrom = Date.now();
+    await sleep(2_000);
+    const normalShare = cpuShares(orderHosts, cpuAtStart, normalFrom);
     const attemptsBefore = await Promise.all(orderHosts.map((r) => startedCalls(r.host, "CreateOrder")));
     const cpuBefore = orderHosts.map((r) => cpuSeconds(r.process.pid) ?? 0);
     const stall = stallMeter();
-    const serverSide: number[] = [];
-    const unsubscribe = orderHosts.map((r) =>
-      r.process.onLine((line) => {
-        const match = /"method":"service\.OrderService\/CreateOrder","code":"(\w+)","durationMs":([\d.]+)/.exec(line);
-        if (match?.[2] && match[1] !== "OK") serverSide.push(Number(match[2]));
-      }),
-    );
     const downAt = Date.now();
     userA.process.signal("SIGKILL");
     userB.process.signal("SIGKILL");
@@ -329,13 +349,10 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const restartAt = Date.now();
     const stalledMs = stall.read();
     stall.stop();
-    for (const stop of unsubscribe) stop();
-    serverSide.sort((x, y) => y - x);
+    const cpuShare = cpuShares(orderHosts, cpuBefore, downAt);
     const attemptsAfter = await Promise.all(orderHosts.map((r) => startedCalls(r.host, "CreateOrder")));
-    const cpuAfter = orderHosts.map((r) => cpuSeconds(r.process.pid) ?? 0);
-    const cpuShare = cpuAfter.map((cpu, i) => Math.round(((cpu - (cpuBefore[i] ?? 0)) / ((restartAt - downAt) / 1000)) * 100) / 100);
 
-    // Back: the first replica to print its listening line is registered and serving.
+    // Back: the first replica to listen and be registered again.
     let recoveredAt = 0;
     const restarted = [userA, userB].map((replica) =>
       replica.start().then(() => {
@@ -353,7 +370,10 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     await sleep(1_000);
     await load.stop();
 
-    const outage = load.between(downAt, restartAt);
+    const outage = load.between(downAt, restartAt - RECOVERY_MARGIN_MS);
+    const atRecovery = summarize(load.between(restartAt - RECOVERY_MARGIN_MS, restartAt));
+    // The attempts were counted up to the restart: compare them with every call started until then.
+    const callsToRestart = load.between(downAt, restartAt).length;
     const failedInOutage = outage.filter((r) => r.code !== 0);
     const failedSummary = summarize(failedInOutage);
     // Once the calls that were in flight at the crash (and their retries) are
@@ -372,47 +392,86 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       steadyFailedMaxMs: steady.max,
       failedMaxMs: failedSummary.max,
       testProcessStalledMs: stalledMs,
-      slowestServerSideFailuresMs: serverSide.slice(0, 6),
       slowestFailures: [...failedInOutage]
         .sort((x, y) => y.endedAt - y.startedAt - (x.endedAt - x.startedAt))
         .slice(0, 6)
         .map((r) => ({ startedAfterMs: r.startedAt - downAt, ms: r.endedAt - r.startedAt, message: r.message.slice(0, 160) })),
+      allCallsInOutage: (({ calls, ok, failed, p50, p99, max }) => ({ calls, ok, failed, p50, p99, max }))(summarize(outage)),
+      callsStartedInTheLastSecondBeforeRestart: atRecovery,
+      okInOutage: outage
+        .filter((r) => r.code === 0)
+        .slice(0, 8)
+        .map((r) => ({ startedAfterMs: r.startedAt - downAt, ms: r.endedAt - r.startedAt })),
       createOrderAttemptsAtOrderService: attempts,
-      attemptsPerCall: Math.round((attempts / outage.length) * 1000) / 1000,
+      callsStartedUntilRestart: callsToRestart,
+      attemptsPerCall: Math.round((attempts / callsToRestart) * 1000) / 1000,
       orderServiceCpuShareOfOneCore: cpuShare,
+      orderServiceCpuShareBeforeTheOutage: normalShare,
       successAfterRecoveryMs: firstOk.endedAt - recoveredAt,
       userServiceRestartMs: recoveredAt - restartAt,
     });
     assert.ok(outage.length > 0);
     assert.deepEqual(Object.keys(failedSummary.codes), ["UNAVAILABLE"], "every failure is UNAVAILABLE");
-    assert.ok(failedInOutage.length >= outage.length * 0.9, "calls fail while UserService is down");
-    assert.ok(steady.p99 <= 1_000, `failures are fast: p99 ${steady.p99} ms from ${TRANSITION_MS} ms after the crash on`);
+    assert.ok(failedInOutage.length >= outage.length * 0.99, "calls fail while UserService is down");
+    const all = summarize(outage);
+    assert.ok(all.p99 <= 1_000, `calls fail fast: p99 ${all.p99} ms over the outage (from ${TRANSITION_MS} ms after the crash on: ${steady.p99} ms)`);
     assert.ok(failedSummary.max <= 3_000, `no call waits for its deadline, not even at the crash: max ${failedSummary.max} ms`);
-    assert.ok(attempts <= outage.length * 1.1, `${attempts} attempts for ${outage.length} calls`);
+    assert.ok(attempts <= callsToRestart * 1.1, `${attempts} attempts for ${callsToRestart} calls`);
     assert.ok(firstOk.endedAt - recoveredAt <= 5_000, `success ${firstOk.endedAt - recoveredAt} ms after recovery`);
     for (const share of cpuShare) assert.ok(share < 0.6, `no busy loop: OrderService used ${share} of a core`);
+    const sum = (shares: readonly number[]): number => shares.reduce((a, b) => a + b, 0);
+    assert.ok(sum(cpuShare) <= sum(normalShare) + 0.1, `failing calls cost no more than served ones: ${cpuShare} of a core, ${normalShare} before`);
   });
 
-  it("4. etcd down: no call fails; the instances are registered again within 5 s after it returns", async (t) => {
-    const keys = [userA, userB, orderA, orderB].flatMap((replica) => replica.keys);
+  it("4. etcd down for 30 s: no call fails on the known endpoints; every instance is registered again within 5 s after it returns", async (t) => {
+    const ttls = new Map<ServerOnHost, number>([
+      [userA, USER_A_TTL_S],
+      [userB, USER_B_TTL_S],
+      [orderA, ORDER_TTL_S],
+      [orderB, ORDER_TTL_S],
+    ]);
+    const instances = [...ttls.keys()];
+    const keys = instances.flatMap((replica) => replica.keys);
     assert.equal(keys.length, 4);
+    const leasesBefore = new Map(await Promise.all(keys.map(async (key) => [key, await liveLease(kv, key)] as const)));
+    assert.ok([...leasesBefore.values()].every((lease) => lease !== undefined), "every instance registered under a live lease");
     const began = Date.now();
     const load = createOrderLoad(t, "s4");
     await sleep(1_000);
-    const cpuBefore = servers().map((server) => cpuSeconds(server.process.pid) ?? 0);
+    const cpuBefore = instances.map((server) => cpuSeconds(server.process.pid) ?? 0);
     const downAt = Date.now();
     await etcd.stop("SIGKILL");
     await sleep(ETCD_OUTAGE_MS);
-    const cpuShare = servers().map((server, i) =>
-      Math.round((((cpuSeconds(server.process.pid) ?? 0) - (cpuBefore[i] ?? 0)) / ((Date.now() - downAt) / 1000)) * 100) / 100,
-    );
+    const cpuShare = cpuShares(instances, cpuBefore, downAt);
     await etcd.start();
     const upAt = Date.now();
-    const registeredAt = await waitFor("every instance registered under a live lease", async () => ((await liveKeys(kv, keys)) ? Date.now() : undefined), 10_000, 100);
+    // etcd comes back with its data, so the keys are there at once, under the
+    // leases it restored — which their instances gave up (etcd3 declares a
+    // lease lost after 2 TTLs without a keep-alive) and no longer keep alive.
+    // Registered again means: under a lease of its own, granted since.
+    const present = (await Promise.all(keys.map((key) => keyExists(key)))).filter(Boolean).length;
+    const registeredAfterMs = new Map<string, number>();
+    await waitFor(
+      "every instance registered again under a live lease of its own",
+      async () => {
+        for (const [i, key] of keys.entries()) {
+          if (registeredAfterMs.has(key)) continue;
+          const lease = await liveLease(kv, key);
+          const ttl = ttls.get(instances[i] as ServerOnHost) ?? 0;
+          // An outage shorter than 2 TTLs (SWITCHYARD_FAULT_ETCD_OUTAGE_MS) leaves the instance its lease.
+          const mustBeNew = ETCD_OUTAGE_MS > 2 * ttl * 1_000;
+          if (lease !== undefined && (!mustBeNew || lease !== leasesBefore.get(key))) registeredAfterMs.set(key, Date.now() - upAt);
+        }
+        return registeredAfterMs.size === keys.length ? true : undefined;
+      },
+      15_000,
+      50,
+    ).catch(() => undefined);
     await sleep(1_000);
     await load.stop();
     const summary = summarize(load.records);
     const during = summarize(load.between(downAt, upAt));
+    const registered = Object.fromEntries(instances.map((server, i) => [server.host.name, registeredAfterMs.get(keys[i] ?? "") ?? null]));
     report(t, "4 etcd down", {
       ...summary,
       slowestSeconds: slowestSeconds(load.records, began),
@@ -420,12 +479,16 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       etcdDownMs: upAt - downAt,
       callsWhileDown: during.calls,
       failedWhileDown: during.failed,
-      registeredAgainAfterMs: registeredAt - upAt,
-      cpuShareWhileDown: Object.fromEntries(servers().map((server, i) => [server.host.name, cpuShare[i]])),
-      problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
+      keysPresentWhenEtcdReturned: present,
+      registeredAgainAfterMs: registered,
+      cpuShareWhileDown: Object.fromEntries(instances.map((server, i) => [server.host.name, cpuShare[i]])),
+      problems: summary.failed > 0 || registeredAfterMs.size < keys.length ? problemsSince(instances, began) : [],
     });
     assert.equal(summary.failed, 0, `failed calls: ${JSON.stringify(summary.codes)}`);
-    assert.ok(registeredAt - upAt <= 5_000, `registered ${registeredAt - upAt} ms after etcd returned`);
+    assert.ok(during.calls > 0);
+    for (const [name, ms] of Object.entries(registered)) {
+      assert.ok(ms !== null && ms <= 5_000, `${name} registered again ${ms} ms after etcd returned`);
+    }
   });
 
   it("5. CreateOrder resent with its order_id while UserService and the network fail: every order stored once, stored = acknowledged", async (t) => {
@@ -482,6 +545,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     t.after(() => transport.close());
     const client = createClient(OrderServiceDefinition, transport);
     await client.createOrder({ orderId: "deadline-warm", userId: "fast-1" });
+    // The steady load goes on meanwhile, through order-a/-b and user-a/-b.
+    const load = createOrderLoad(t, "s6");
+    await sleep(1_000);
     const measured: Array<{ elapsedMs: number; code: string; userServiceSawAbortAfterDeadlineMs: number | undefined; stalledMs: number }> = [];
     for (let i = 0; i < 5; i++) {
       const stall = stallMeter();
@@ -503,17 +569,30 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       });
     }
     await sleep(500);
-    const database = new Database(path.join(await dataDirOf(slowOrder), "order.sqlite"), { readonly: true });
-    const written = database.prepare("SELECT count(*) AS n FROM orders WHERE order_id LIKE 'deadline-%' AND order_id != 'deadline-warm'").get() as { n: number };
+    await load.stop();
+    const loadSummary = summarize(load.records);
+    const database = new Database(path.join(slowOrderDataDir, "order.sqlite"), { readonly: true });
+    const count = (where: string): number => (database.prepare(`SELECT count(*) AS n FROM orders WHERE ${where}`).get() as { n: number }).n;
+    const written = count("order_id LIKE 'deadline-%' AND order_id != 'deadline-warm'");
+    const warmStored = count("order_id = 'deadline-warm'");
     database.close();
-    report(t, "6 deadline", { calls: measured, ordersWritten: written.n });
+    report(t, "6 deadline", {
+      calls: measured,
+      ordersWritten: written,
+      load: { calls: loadSummary.calls, failed: loadSummary.failed, codes: loadSummary.codes, p50: loadSummary.p50, p99: loadSummary.p99, ratePerSecond: rateOf(load.records) },
+    });
     for (const call of measured) {
       assert.equal(call.code, "DEADLINE_EXCEEDED");
       // This process's own timers run late by as much as its event loop stalled (a busy machine).
       assert.ok(Math.abs(call.elapsedMs - 300) <= 50 + call.stalledMs, `answered after ${call.elapsedMs} ms (stalled ${call.stalledMs} ms)`);
-      assert.ok(call.userServiceSawAbortAfterDeadlineMs !== undefined && call.userServiceSawAbortAfterDeadlineMs <= 50, "UserService saw the cancellation within 50 ms");
+      assert.ok(
+        call.userServiceSawAbortAfterDeadlineMs !== undefined && Math.abs(call.userServiceSawAbortAfterDeadlineMs) <= 50,
+        `UserService saw the cancellation within 50 ms of the deadline (${call.userServiceSawAbortAfterDeadlineMs} ms)`,
+      );
     }
-    assert.equal(written.n, 0, "no order written after the deadline");
+    assert.equal(warmStored, 1, "the store checked is the one OrderService writes to");
+    assert.equal(written, 0, "no order written after the deadline");
+    assert.equal(loadSummary.failed, 0, `the load beside it: ${JSON.stringify(loadSummary.codes)}`);
   });
 
   it("7. partition of one UserService replica: its calls move to the other, it is ejected, and it is back when its link is", async (t) => {
@@ -523,13 +602,16 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const load = createOrderLoad(t, "s7", { timeoutMs: PARTITION_CALL_TIMEOUT_MS });
     await sleep(1_000);
     const firstEvent = ejections.length;
+    const handledOkOn = (host: Host): Promise<number> => counter(host, "grpc_server_handled_total", { grpc_method: "GetUser", grpc_code: "OK" });
+    const userAOkBefore = await handledOkOn(userA.host);
     const downAt = Date.now();
     await userB.host.linkDown();
     await sleep(PARTITION_MS);
     const keptKey = await keyExists(key);
     const upAt = Date.now();
     await userB.host.linkUp();
-    const handledOk = (): Promise<number> => counter(userB.host, "grpc_server_handled_total", { grpc_method: "GetUser", grpc_code: "OK" });
+    const userAOkInPartition = (await handledOkOn(userA.host)) - userAOkBefore;
+    const handledOk = (): Promise<number> => handledOkOn(userB.host);
     // Only a replica whose connection to user-b was up sent it calls and had
     // reason to eject it (one still connecting never picks it).
     const ejectors = (): Set<string> => new Set(ejections.slice(firstEvent).filter((e) => e.event === "eject" && e.at < upAt).map((e) => e.replica));
@@ -554,6 +636,8 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const ejectedAt = Math.max(...ejectedBy.map((replica) => events.find((e) => e.replica === replica && e.event === "eject")?.at ?? Number.NaN));
     const failures = load.records.filter((r) => r.code !== 0);
     const summary = summarize(load.records);
+    const okInPartition = load.records.filter((r) => r.code === 0 && r.endedAt >= downAt && r.endedAt < upAt).length;
+    const movedCalls = load.between(ejectedAt, upAt);
     report(t, "7 partition", {
       ...summary,
       ratePerSecond: rateOf(load.records),
@@ -563,6 +647,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       ejectionEvents: events.map((e) => ({ ...e, at: e.at - downAt })),
       keyKeptDuringPartition: keptKey,
       failedStartedAfterEjection: failures.filter((r) => r.startedAt > ejectedAt).length,
+      okCallsEndedInPartition: okInPartition,
+      getUserOkOnUserAInPartition: userAOkInPartition,
+      callsStartedBetweenEjectionAndLinkUp: movedCalls.length,
       lastFailureStartedAfterMs: failures.length === 0 ? null : Math.max(...failures.map((r) => r.startedAt)) - downAt,
       returnedAfterLinkUpMs: unejectedAt === undefined ? null : unejectedAt - upAt,
       getUserOkOnUserBInTheSecondAfterReturn: servedAfterReturn,
@@ -577,6 +664,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.ok(ejectedAt - downAt <= PARTITION_CALL_TIMEOUT_MS + 2_500, `ejected ${ejectedAt - downAt} ms after the partition`);
     assert.deepEqual(Object.keys(summary.codes).filter((code) => code !== "DEADLINE_EXCEEDED"), [], "only calls stuck on the cut-off replica fail");
     assert.equal(failures.filter((r) => r.startedAt > ejectedAt).length, 0, "no call started after the ejection fails");
+    // Traffic moved: while user-b was cut off, user-a answered the GetUser of every call that succeeded.
+    assert.ok(movedCalls.length > 0 && movedCalls.every((r) => r.code === 0), "calls between the ejection and the link's return succeed");
+    assert.ok(userAOkInPartition >= okInPartition * 0.95, `user-a answered ${userAOkInPartition} GetUser for ${okInPartition} successful calls`);
     assert.ok(summary.failed / summary.calls < 0.25, `${summary.failed} of ${summary.calls} failed`);
     assert.ok(unejectedAt !== undefined, "user-b returned to rotation after its link came back");
     assert.ok(servedAfterReturn > 0, "user-b serves the load again");
@@ -603,23 +693,16 @@ function secondsHistogram(records: readonly CallRecord[], from: number): Record<
   return histogram;
 }
 
-async function dataDirOf(server: ServerOnHost): Promise<string> {
-  const args = server.process.logs();
-  const listening = args.find((line) => typeof line.msg === "string" && line.msg.startsWith("switchyard listening"));
-  const store = String(listening?.["store"] ?? "");
-  const dir = store.replace(/^sqlite:/, "");
-  await fs.access(dir);
-  return dir;
+/** The live lease a key is attached to, or undefined (no key, no lease, or an expired one). */
+async function liveLease(kv: Etcd3, key: string): Promise<string | undefined> {
+  const entry = (await kv.get(key).exec()).kvs[0];
+  if (entry === undefined || entry.lease === "0") return undefined;
+  const lease = await kv.leaseClient.leaseTimeToLive({ ID: entry.lease });
+  return Number(lease.TTL) > 0 ? entry.lease : undefined;
 }
 
-/** Whether every key exists and is attached to a live lease. */
-async function liveKeys(kv: Etcd3, keys: readonly string[]): Promise<boolean> {
-  for (const key of keys) {
-    const listed = await kv.get(key).exec();
-    const entry = listed.kvs[0];
-    if (entry === undefined || entry.lease === "0") return false;
-    const lease = await kv.leaseClient.leaseTimeToLive({ ID: entry.lease });
-    if (Number(lease.TTL) <= 0) return false;
-  }
-  return true;
+/** Each server's CPU since `since` (epoch ms) as a share of one core, from its CPU seconds then. */
+function cpuShares(servers: readonly ServerOnHost[], before: readonly number[], since: number): number[] {
+  const seconds = (Date.now() - since) / 1000;
+  return servers.map((server, i) => Math.round((((cpuSeconds(server.process.pid) ?? 0) - (before[i] ?? 0)) / seconds) * 100) / 100);
 }
