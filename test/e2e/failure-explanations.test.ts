@@ -187,12 +187,7 @@ for (const { topology, stall } of DEADLINE_CASES) {
     });
 
     // Known gaps, written up in the README's Observability section: todo, so that they show without failing the suite.
-    const gap =
-      stall === "ignores its signal"
-        ? "the server span records the handler's late OK, though its caller got DEADLINE_EXCEEDED"
-        : topology === "one process"
-          ? "the in-process transport aborts the callee with a ClientError, so its own span says it waited for itself"
-          : undefined;
+    const gap = stall === "ignores its signal" ? "the server span records the handler's late OK, though its caller got DEADLINE_EXCEEDED" : undefined;
     it("records on UserService's own span that its caller gave up, without blaming a dependency", { todo: gap }, () => {
       const spans = receiver.spans.filter((span) => span.traceId === caller.traceId);
       const userServer = one(spans, "service.UserService/GetUser", "SERVER");

@@ -18,7 +18,7 @@ import type { ServerCall } from "../../src/toolkit/server/server-interceptor.js"
 import { defineService } from "../../src/toolkit/server/service-registration.js";
 import { createRpcMetrics, GO_CODE_NAMES } from "../../src/toolkit/telemetry/rpc-metrics.js";
 import { startTelemetry } from "../../src/toolkit/telemetry/telemetry.js";
-import { createTracing, tracesUrl } from "../../src/toolkit/telemetry/tracing.js";
+import { createTracing, traceContextOf, tracesUrl } from "../../src/toolkit/telemetry/tracing.js";
 
 /** A transport that records each call's options and answers an empty response. */
 function recordingTransport(fail?: (attempt: number) => ClientError | undefined): Transport & { calls: TransportCallOptions[] } {
@@ -107,18 +107,18 @@ describe("tracing interceptors", () => {
     return spans;
   };
 
-  it("make the server span active in the handler, and send it on as the parent of outbound calls", async () => {
+  it("give the handler the server span in its context, and send it on as the parent of its outbound calls", async () => {
     const transport = recordingTransport();
     const client = createClient(UserServiceDefinition, transport, { interceptors: [tracing.clientInterceptor] });
     const callerTrace = "0af7651916cd43dd8448eb211c80319c";
     const callerSpan = "b7ad6b7169203331";
-    let activeInHandler: string | undefined;
+    let inHandler: string | undefined;
     await tracing.serverInterceptor(
       serverCall({ traceparent: `00-${callerTrace}-${callerSpan}-01`, tracestate: "vendor=opaque" }),
-      async () => {
+      async (changed) => {
         await new Promise((resolve) => setTimeout(resolve, 1));
-        activeInHandler = trace.getActiveSpan()?.spanContext().spanId;
-        return client.getUser({ userId: "u1" });
+        inHandler = trace.getSpanContext(traceContextOf(changed?.context))?.spanId;
+        return client.getUser({ userId: "u1" }, { parent: changed?.context });
       },
     );
     const spans = await finished();
@@ -128,7 +128,7 @@ describe("tracing interceptors", () => {
     assert.equal(server.spanContext().traceId, callerTrace);
     assert.equal(server.parentSpanContext?.spanId, callerSpan);
     assert.equal(server.spanContext().traceState?.get("vendor"), "opaque");
-    assert.equal(activeInHandler, server.spanContext().spanId);
+    assert.equal(inHandler, server.spanContext().spanId);
     assert.equal(clientSpan.parentSpanContext?.spanId, server.spanContext().spanId);
     const sent = transport.calls[0]?.metadata?.["traceparent"];
     assert.equal(sent, `00-${callerTrace}-${clientSpan.spanContext().spanId}-01`);
@@ -161,11 +161,11 @@ describe("tracing interceptors", () => {
     assert.equal(span.parentSpanContext, undefined);
   });
 
-  it("run inside the dispatcher's call context", async () => {
+  it("reach the handler through the dispatcher", async () => {
     const dispatcher = createDispatcher({ logger: silentLogger(), interceptors: [tracing.serverInterceptor] });
     dispatcher.add(
       defineService(UserServiceDefinition, {
-        getUser: async () => ({ name: trace.getActiveSpan()?.spanContext().spanId ?? "", email: "", userId: "u1" }),
+        getUser: async (_request, context) => ({ name: trace.getSpanContext(traceContextOf(context))?.spanId ?? "", email: "", userId: "u1" }),
         createUser: async () => ({ name: "", email: "", userId: "" }),
       }),
     );

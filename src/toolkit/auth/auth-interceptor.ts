@@ -1,4 +1,4 @@
-import type { CallContext, Principal } from "../rpc/call-context.js";
+import { deriveCallContext, type Principal } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
@@ -31,8 +31,7 @@ export function authInterceptor(options: AuthInterceptorOptions): ServerIntercep
     const decision = authorize(policy, method, { principal, peerIdentity: call.context.peerIdentity });
     if (!decision.allowed) throw decision.error;
     if (principal === undefined) return next();
-    const context: CallContext = { ...call.context, principal };
-    return next({ ...call, context });
+    return next({ ...call, context: deriveCallContext(call.context, { principal }) });
   };
 }
 

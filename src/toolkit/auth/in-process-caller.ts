@@ -1,3 +1,4 @@
+import { deriveCallContext } from "../rpc/call-context.js";
 import type { Dispatcher } from "../server/dispatcher.js";
 
 /**
@@ -20,6 +21,6 @@ export function asInProcessCaller(dispatcher: Dispatcher, identity: string): Dis
     },
     add: (registration) => dispatcher.add(registration),
     route: (path) => dispatcher.route(path),
-    invoke: (route, request, context) => dispatcher.invoke(route, request, { ...context, peerIdentity: identity }),
+    invoke: (route, request, context) => dispatcher.invoke(route, request, deriveCallContext(context, { peerIdentity: identity })),
   };
 }

@@ -2,7 +2,7 @@ import type { CallContext } from "../rpc/call-context.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
-import type { RpcError } from "../rpc/rpc-error.js";
+import { RpcError } from "../rpc/rpc-error.js";
 import type { Dispatcher } from "../server/dispatcher.js";
 import type { Transport } from "./transport.js";
 
@@ -29,17 +29,18 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
           clearTimeout(timer);
           callerSignal?.removeEventListener("abort", onCallerAbort);
         };
+        // The callee learns why its caller stopped waiting as a server would
+        // (an RpcError of its own), the caller as a client does (a ClientError
+        // naming the method): each side's error then blames the right hop.
         const onExpired = (): void => {
           settle();
-          const error = new ClientError(path, Code.DEADLINE_EXCEEDED, `deadline exceeded calling ${path}`);
-          context.abort(error);
-          reject(error);
+          context.abort(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
+          reject(new ClientError(path, Code.DEADLINE_EXCEEDED, `deadline exceeded calling ${path}`));
         };
         const onCallerAbort = (): void => {
           settle();
-          const error = cancelled(path);
-          context.abort(error);
-          reject(error);
+          context.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
+          reject(cancelled(path));
         };
         const timer = setTimeout(onExpired, options.deadline - Date.now());
         callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
@@ -72,14 +73,14 @@ function cancelled(path: string): ClientError {
 /**
  * The callee's context. Its signal is made on first use: most handlers never
  * read it, and an AbortController with a listener on the caller's signal
- * costs more than the rest of the call. Members are own properties (the
- * signal an own getter), so that an interceptor's object-spread copy has them all.
+ * costs more than the rest of the call. The getter is bound to this object,
+ * so contexts derived from it (deriveCallContext) share its signal.
  */
 class InProcessCallContext implements CallContext {
   readonly peer = "in-process";
   declare readonly signal: AbortSignal;
   private controller: AbortController | undefined;
-  private reason: ClientError | undefined;
+  private reason: RpcError | undefined;
 
   constructor(
     readonly method: string,
@@ -99,7 +100,7 @@ class InProcessCallContext implements CallContext {
   }
 
   /** The call ended for the caller (deadline, cancellation): the handler should stop. */
-  abort(reason: ClientError): void {
+  abort(reason: RpcError): void {
     this.reason ??= reason;
     this.controller?.abort(this.reason);
   }

@@ -1,4 +1,3 @@
-import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { pino, type Logger } from "pino";
 import pretty from "pino-pretty";
 
@@ -19,8 +18,8 @@ export interface LoggerOptions {
 
 /**
  * A structured logger writing to standard error (stdout stays free for
- * command output). Every line written inside a traced call carries the
- * call's `trace_id` and `span_id`, so logs and traces join up.
+ * command output). Lines about a call carry its `trace_id` and `span_id`
+ * (see traceFieldsOf), so logs and traces join up.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const destination =
@@ -28,7 +27,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       ? pretty({ destination: 2, sync: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" })
       : (options.destination ?? pino.destination(2));
   return pino(
-    { level: options.level ?? "info", base: undefined, timestamp: pino.stdTimeFunctions.isoTime, mixin: traceFields },
+    { level: options.level ?? "info", base: undefined, timestamp: pino.stdTimeFunctions.isoTime },
     destination,
   );
 }
@@ -38,9 +37,12 @@ export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
 
-/** The active span's ids under the OpenTelemetry log field names; nothing outside a traced call. */
-function traceFields(): { trace_id?: string; span_id?: string } {
-  const spanContext = trace.getActiveSpan()?.spanContext();
-  if (spanContext === undefined || !isSpanContextValid(spanContext)) return {};
-  return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
+/**
+ * A call's trace and span ids under the OpenTelemetry log field names, from
+ * its W3C `traceparent` (`00-<trace id>-<span id>-<flags>`); nothing for a
+ * call that is not traced.
+ */
+export function traceFieldsOf(traceParent: string | undefined): { trace_id?: string; span_id?: string } {
+  if (traceParent === undefined || traceParent.length < 55) return {};
+  return { trace_id: traceParent.slice(3, 35), span_id: traceParent.slice(36, 52) };
 }

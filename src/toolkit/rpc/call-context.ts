@@ -33,6 +33,14 @@ export interface CallContext {
    * when the call carried none, or no such interceptor runs.
    */
   readonly principal?: Principal;
+  /**
+   * The W3C `traceparent` of the span this call is served in, set by the
+   * tracing interceptor: outbound calls made with this context as their
+   * parent continue its trace. Undefined without tracing.
+   */
+  readonly traceParent?: string;
+  /** The W3C `tracestate` that goes with traceParent. */
+  readonly traceState?: string;
 }
 
 /** An authenticated caller, as an access policy sees it. */
@@ -50,4 +58,14 @@ export interface Principal {
 /** Milliseconds left before the deadline (never negative); undefined without one. */
 export function timeRemaining(context: CallContext, now = Date.now()): number | undefined {
   return context.deadline === undefined ? undefined : Math.max(0, context.deadline - now);
+}
+
+/**
+ * A copy of `context` with `changes`, for interceptors that narrow or add to
+ * it. The copy inherits the rest rather than copying it, so members an engine
+ * makes on first use (the abort signal, the metadata) are still made only if
+ * someone reads them. Derive contexts with this, not with object spread.
+ */
+export function deriveCallContext(context: CallContext, changes: Partial<CallContext>): CallContext {
+  return Object.assign(Object.create(context) as CallContext, changes);
 }

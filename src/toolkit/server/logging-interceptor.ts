@@ -1,12 +1,11 @@
-import type { Logger } from "../log/logger.js";
+import { type Logger, traceFieldsOf } from "../log/logger.js";
 import { Code } from "../rpc/code.js";
 import { toCallerError } from "./escaped-error.js";
 import type { ServerCall, ServerInterceptor } from "./server-interceptor.js";
 
 /**
- * Writes one line per finished call: method, status code, duration and peer
- * (the logger adds trace and span ids when tracing's interceptor runs outside
- * this one).
+ * Writes one line per finished call: method, status code, duration, peer,
+ * and the trace and span ids when tracing's interceptor runs outside this one.
  */
 export function loggingInterceptor(logger: Logger): ServerInterceptor {
   // Not an async function: with info off, a call pays for no extra promise.
@@ -21,6 +20,7 @@ export function loggingInterceptor(logger: Logger): ServerInterceptor {
           code: Code[code],
           durationMs: Math.round((performance.now() - started) * 100) / 100,
           peer: call.context.peer,
+          ...traceFieldsOf(call.context.traceParent),
         },
         "call finished",
       );

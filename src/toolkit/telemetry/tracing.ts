@@ -11,7 +11,6 @@ import {
   type TextMapSetter,
   type Tracer,
 } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -25,6 +24,7 @@ import {
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { AttemptEnded, CallAttempt, CallAttemptObserver } from "../client/call-attempt-observer.js";
 import type { ClientInterceptor } from "../client/create-client.js";
+import { type CallContext, deriveCallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
@@ -81,9 +81,10 @@ export function tracesUrl(endpoint: string): string {
 /**
  * Sets up a tracer provider of its own (not the global one, so that two
  * servers in one process keep apart) exporting in batches, sampled
- * ParentBased(TraceIdRatio). The global context manager is set once per
- * process to one based on AsyncLocalStorage, so the span a server interceptor
- * makes active is still active in the handler's awaits and its outbound calls.
+ * ParentBased(TraceIdRatio). The span a call is served in travels in its
+ * CallContext (traceParent), not in an OpenTelemetry context manager: on
+ * Node 20 the AsyncLocalStorage one turns on async hooks for every promise,
+ * which alone would cost more than the whole tracing budget.
  */
 export function createTracing(options: TracingOptions): Tracing {
   const ratio = options.sampleRatio ?? 1;
@@ -96,7 +97,6 @@ export function createTracing(options: TracingOptions): Tracing {
     exporter = new OTLPTraceExporter({ url });
     describe = `otlp ${url}`;
   }
-  installContextManager();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName ?? "switchyard" }),
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
@@ -114,18 +114,6 @@ export function createTracing(options: TracingOptions): Tracing {
     forceFlush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
   };
-}
-
-let contextManagerInstalled = false;
-
-/**
- * Makes OpenTelemetry's active context follow async flows. If the embedding
- * application registered a context manager first, that one stays.
- */
-export function installContextManager(): void {
-  if (contextManagerInstalled) return;
-  contextManagerInstalled = true;
-  otelContext.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
 
 const propagator = new W3CTraceContextPropagator();
@@ -165,7 +153,11 @@ function endSpan(span: Span, code: Code, message: string | undefined, isError: b
   span.end();
 }
 
-/** A SERVER span per call, child of the caller's W3C `traceparent`, active while the handler runs. */
+/**
+ * A SERVER span per call, child of the caller's W3C `traceparent`. The
+ * handler's context carries the span (CallContext.traceParent), so that its
+ * outbound calls and log lines join the trace.
+ */
 export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
   return (call, next) => {
     const parent = propagator.extract(otelContext.active(), call.context.metadata, metadataGetter);
@@ -174,20 +166,35 @@ export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
       { kind: SpanKind.SERVER, attributes: rpcAttributes(call.service, call.method) },
       parent,
     );
-    return otelContext.with(trace.setSpan(parent, span), () =>
-      next().then(
-        (response) => {
-          endSpan(span, Code.OK, undefined, false);
-          return response;
-        },
-        (error: unknown) => {
-          const callerError = toCallerError(error);
-          endSpan(span, callerError.code, callerError.message, SERVER_ERRORS.has(callerError.code));
-          throw error;
-        },
-      ),
+    // Unsampled spans go on as well (flags 00): downstream then does not start traces of its own.
+    const carried: { traceparent?: string; tracestate?: string } = {};
+    propagator.inject(trace.setSpan(parent, span), carried, metadataSetter);
+    const context = deriveCallContext(call.context, { traceParent: carried.traceparent, traceState: carried.tracestate });
+    return next({ ...call, context }).then(
+      (response) => {
+        endSpan(span, Code.OK, undefined, false);
+        return response;
+      },
+      (error: unknown) => {
+        const callerError = toCallerError(error);
+        endSpan(span, callerError.code, callerError.message, SERVER_ERRORS.has(callerError.code));
+        throw error;
+      },
     );
   };
+}
+
+/**
+ * The OpenTelemetry context of the span a call is served in, for spans a
+ * handler makes of its own: `tracer.startSpan(name, {}, traceContextOf(context))`.
+ * Without tracing it is the active context (the root one, unless the
+ * embedding application installed a context manager).
+ */
+export function traceContextOf(context: CallContext | undefined): Context {
+  if (context?.traceParent === undefined) return otelContext.active();
+  const carrier: Metadata =
+    context.traceState === undefined ? { traceparent: context.traceParent } : { traceparent: context.traceParent, tracestate: context.traceState };
+  return propagator.extract(ROOT_CONTEXT, carrier, metadataGetter);
 }
 
 /**
@@ -199,13 +206,13 @@ export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
 export type ClientCallsInFlight = Map<string, { readonly span: Span; readonly name: string; readonly attributes: Attributes }>;
 
 /**
- * A CLIENT span per outbound call, child of the active span, sent on as
- * `traceparent`. With `calls`, a recorded span is listed there while the call
+ * A CLIENT span per outbound call, child of its parent call's span (or of the
+ * active span when it has no parent), sent on as `traceparent`. With `calls`, a recorded span is listed there while the call
  * is in flight, for attemptTracingObserver.
  */
 export function clientTracingInterceptor(tracer: Tracer, calls?: ClientCallsInFlight): ClientInterceptor {
   return (call, next) => {
-    const parent: Context = otelContext.active();
+    const parent = traceContextOf(call.parent);
     const name = `${call.service.fullName}/${call.method.name}`;
     const attributes = rpcAttributes(call.service.fullName, call.method.name);
     const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
@@ -214,7 +221,7 @@ export function clientTracingInterceptor(tracer: Tracer, calls?: ClientCallsInFl
     const active = trace.setSpan(parent, span);
     const metadata: Record<string, string | Uint8Array> = { ...call.options.metadata };
     propagator.inject(active, metadata, metadataSetter);
-    return otelContext.with(active, () => next({ ...call, options: { ...call.options, metadata } })).then(
+    return next({ ...call, options: { ...call.options, metadata } }).then(
       (response) => {
         if (listedAs !== undefined) calls?.delete(listedAs);
         endSpan(span, Code.OK, undefined, false);

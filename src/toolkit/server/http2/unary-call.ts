@@ -52,11 +52,10 @@ const enum State {
  */
 export class UnaryCall {
   /**
-   * The handler's CallContext. Every member is an own property, so that a
-   * copy made with object spread (as interceptors that narrow the deadline or
-   * add a principal do) has them all. The abort signal and the metadata are
-   * own getters that make them on first use: most calls never read them, and
-   * an AbortController costs more than the rest of the context together.
+   * The handler's CallContext. The abort signal and the metadata are getters
+   * that make them on first use: most calls never read them, and an
+   * AbortController costs more than the rest of the context together. They
+   * close over this call, so contexts derived from this one share them.
    */
   readonly context: CallContext;
   private state = State.Reading;
