@@ -98,8 +98,19 @@ export function createClient<S extends ServiceDefinition>(
       const now = Date.now();
       let deadline = parent?.deadline !== undefined ? parent.deadline - marginMs : now + defaultTimeoutMs;
       if (callOptions.timeoutMs !== undefined) deadline = Math.min(deadline, now + callOptions.timeoutMs);
-      const signal = combineSignals(callOptions.signal, parent?.signal);
-      return send({ service: definition, method, path, request, parent, options: { deadline, signal, metadata: callOptions.metadata } });
+      // Worked out on first read: reading the parent's signal makes its
+      // AbortController, and an in-process callee that never looks at its
+      // own signal should not pay for one.
+      let signal: AbortSignal | undefined | null = null;
+      const transportOptions: TransportCallOptions = {
+        deadline,
+        metadata: callOptions.metadata,
+        get signal(): AbortSignal | undefined {
+          if (signal === null) signal = combineSignals(callOptions.signal, parent?.signal);
+          return signal;
+        },
+      };
+      return send({ service: definition, method, path, request, parent, options: transportOptions });
     };
   }
   return client as Client<S>;

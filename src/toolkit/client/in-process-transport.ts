@@ -21,11 +21,11 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
       if (route === undefined) {
         return Promise.reject(new ClientError(path, Code.UNIMPLEMENTED, `${path} is not hosted in this process`));
       }
-      const callerSignal = options.signal;
-      if (callerSignal?.aborted) return Promise.reject(cancelled(path));
-      const context = new InProcessCallContext(path, options.deadline, options.metadata ?? {});
       return new Promise<never>((resolve, reject) => {
+        let settled = false;
+        let callerSignal: AbortSignal | undefined;
         const settle = (): void => {
+          settled = true;
           clearTimeout(timer);
           callerSignal?.removeEventListener("abort", onCallerAbort);
         };
@@ -42,14 +42,25 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
           context.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
           reject(cancelled(path));
         };
+        // Followed once the callee reads its own signal: a callee that never
+        // does could not stop early anyway, and its caller's wait still ends
+        // at the deadline.
+        const followCaller = (): void => {
+          if (settled) return;
+          callerSignal = options.signal;
+          if (callerSignal?.aborted) onCallerAbort();
+          else callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+        };
+        const context = new InProcessCallContext(path, options.deadline, options.metadata ?? {}, followCaller);
         const timer = setTimeout(onExpired, options.deadline - Date.now());
-        callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
         dispatcher.invoke(route, request, context).then(
           (response) => {
+            if (settled) return;
             settle();
             resolve(response as never);
           },
           (error: RpcError) => {
+            if (settled) return;
             settle();
             reject(
               new ClientError(path, error.code, error.message, {
@@ -86,6 +97,8 @@ class InProcessCallContext implements CallContext {
     readonly method: string,
     readonly deadline: number,
     readonly metadata: Metadata,
+    /** Called when the signal is first made, to start following the caller's cancellation. */
+    onSignalMade: () => void,
   ) {
     Object.defineProperty(this, "signal", {
       enumerable: true,
@@ -93,6 +106,7 @@ class InProcessCallContext implements CallContext {
         if (this.controller === undefined) {
           this.controller = new AbortController();
           if (this.reason !== undefined) this.controller.abort(this.reason);
+          else onSignalMade();
         }
         return this.controller.signal;
       },

@@ -5,7 +5,11 @@ import type { Metadata } from "../rpc/metadata.js";
 export interface TransportCallOptions {
   /** Absolute deadline in epoch milliseconds. Every outbound call has one. */
   readonly deadline: number;
-  /** Cancels the call: the peer sees the cancellation. */
+  /**
+   * Cancels the call: the peer sees the cancellation. Reading it may make an
+   * AbortController (the parent call's): a transport that can do without it
+   * until the callee asks (in process) reads it late.
+   */
   readonly signal: AbortSignal | undefined;
   readonly metadata: Metadata | undefined;
 }
