@@ -252,14 +252,18 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       ...(options.resendAfterMs === undefined ? {} : { resendAfterMs: options.resendAfterMs }),
     });
 
-  /** Starts a replica again (listening and registered); with `serving`, waits until it answers GetUser calls of the load too. */
-  async function restartUser(replica: ServerOnHost, options: { serving?: boolean } = {}): Promise<number> {
+  /**
+   * Starts a replica again; with `serving`, waits until it answers GetUser
+   * calls of the load too. Returns how long it took to listen and be
+   * registered, and to serve (0 without `serving`).
+   */
+  async function restartUser(replica: ServerOnHost, options: { serving?: boolean } = {}): Promise<{ registeredMs: number; servingMs: number }> {
     const started = Date.now();
     await replica.start();
-    if (options.serving) {
-      await waitFor(`${replica.host.name} to serve GetUser again`, async () => ((await startedCalls(replica.host, "GetUser")) > 0 ? true : undefined), 15_000, 100);
-    }
-    return Date.now() - started;
+    const registeredMs = Date.now() - started;
+    if (!options.serving) return { registeredMs, servingMs: 0 };
+    await waitFor(`${replica.host.name} to serve GetUser again`, async () => ((await startedCalls(replica.host, "GetUser")) > 0 ? true : undefined), 15_000, 100);
+    return { registeredMs, servingMs: Date.now() - started };
   }
 
   async function keyExists(key: string): Promise<boolean> {
@@ -270,13 +274,12 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const began = Date.now();
     const load = createOrderLoad(t, "s1");
     await sleep(1_000);
-    const restarts: number[] = [];
+    const restarts: Record<string, { drainedMs: number; registeredMs: number; servingMs: number }> = {};
     for (const replica of [userA, userB]) {
       const stoppedAt = Date.now();
       await replica.stop("SIGTERM");
       const drainedMs = Date.now() - stoppedAt;
-      const backMs = await restartUser(replica, { serving: true });
-      restarts.push(drainedMs, backMs);
+      restarts[replica.host.name] = { drainedMs, ...(await restartUser(replica, { serving: true })) };
       await sleep(500);
     }
     await load.stop();
@@ -286,7 +289,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       slowestSeconds: slowestSeconds(load.records, began),
       ratePerSecond: rateOf(load.records),
       skipped: load.skipped,
-      drainAndRestartMs: restarts,
+      restarts,
       postgres: databaseVia,
       problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
     });
@@ -326,7 +329,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.equal(after.failed, 0, "no failure after the window");
     assert.equal(failedInWindow, summary.failed, "failures only in the window");
     assert.ok(summary.failed / summary.calls < 0.01, `${summary.failed} of ${summary.calls} failed`);
-    report(t, "2 restart", { userARestartMs: await restartUser(userA) });
+    report(t, "2 restart", { userARestartMs: (await restartUser(userA)).registeredMs });
   });
 
   it("3. UserService entirely down: CreateOrder fails fast with UNAVAILABLE, attempts stay within the retry budget, success soon after recovery", async (t) => {
@@ -443,6 +446,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     await etcd.stop("SIGKILL");
     await sleep(ETCD_OUTAGE_MS);
     const cpuShare = cpuShares(instances, cpuBefore, downAt);
+    const startedAt = Date.now();
     await etcd.start();
     const upAt = Date.now();
     // etcd comes back with its data, so the keys are there at once, under the
@@ -477,6 +481,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       slowestSeconds: slowestSeconds(load.records, began),
       ratePerSecond: rateOf(load.records),
       etcdDownMs: upAt - downAt,
+      etcdStartToHealthyMs: upAt - startedAt,
       callsWhileDown: during.calls,
       failedWhileDown: during.failed,
       keysPresentWhenEtcdReturned: present,
