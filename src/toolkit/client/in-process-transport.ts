@@ -3,7 +3,8 @@ import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
-import type { Dispatcher } from "../server/dispatcher.js";
+import type { MethodDefinition } from "../rpc/definition.js";
+import type { Dispatcher, Route } from "../server/dispatcher.js";
 import type { Transport } from "./transport.js";
 
 /**
@@ -14,13 +15,21 @@ import type { Transport } from "./transport.js";
  * reference; handlers treat requests as read-only.
  */
 export function createInProcessTransport(dispatcher: Dispatcher): Transport {
+  // Looked up by method object rather than by a path string built per call.
+  const routes = new Map<MethodDefinition<unknown, unknown>, { readonly path: string; readonly route: Route }>();
   return {
     unary(service, method, request, options) {
-      const path = `/${service.fullName}/${method.name}`;
-      const route = dispatcher.route(path);
-      if (route === undefined) {
-        return Promise.reject(new ClientError(path, Code.UNIMPLEMENTED, `${path} is not hosted in this process`));
+      let known = routes.get(method as MethodDefinition<unknown, unknown>);
+      if (known === undefined) {
+        const path = `/${service.fullName}/${method.name}`;
+        const route = dispatcher.route(path);
+        if (route === undefined) {
+          return Promise.reject(new ClientError(path, Code.UNIMPLEMENTED, `${path} is not hosted in this process`));
+        }
+        known = { path, route };
+        routes.set(method as MethodDefinition<unknown, unknown>, known);
       }
+      const { path, route } = known;
       return new Promise<never>((resolve, reject) => {
         let settled = false;
         let callerSignal: AbortSignal | undefined;
@@ -34,12 +43,12 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
         // naming the method): each side's error then blames the right hop.
         const onExpired = (): void => {
           settle();
-          context.abort(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
+          callee.abort(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
           reject(new ClientError(path, Code.DEADLINE_EXCEEDED, `deadline exceeded calling ${path}`));
         };
         const onCallerAbort = (): void => {
           settle();
-          context.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
+          callee.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
           reject(cancelled(path));
         };
         // Followed once the callee reads its own signal: a callee that never
@@ -51,9 +60,9 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
           if (callerSignal?.aborted) onCallerAbort();
           else callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
         };
-        const context = new InProcessCallContext(path, options.deadline, options.metadata ?? {}, followCaller);
+        const callee = inProcessCall(path, options.deadline, options.metadata ?? {}, followCaller);
         const timer = setTimeout(onExpired, options.deadline - Date.now());
-        dispatcher.invoke(route, request, context).then(
+        dispatcher.invoke(route, request, callee.context).then(
           (response) => {
             if (settled) return;
             settle();
@@ -81,41 +90,40 @@ function cancelled(path: string): ClientError {
   return new ClientError(path, Code.CANCELLED, `the call to ${path} was cancelled`);
 }
 
+/** A callee's context, and how to stop its handler. */
+interface InProcessCall {
+  readonly context: CallContext;
+  /** The call ended for the caller (deadline, cancellation): the handler should stop. */
+  abort(reason: RpcError): void;
+}
+
 /**
  * The callee's context. Its signal is made on first use: most handlers never
  * read it, and an AbortController with a listener on the caller's signal
- * costs more than the rest of the call. The getter is bound to this object,
- * so contexts derived from it (deriveCallContext) share its signal.
+ * costs more than the rest of the call. The getter closes over this call, so
+ * contexts derived from it (deriveCallContext) share its signal.
  */
-class InProcessCallContext implements CallContext {
-  readonly peer = "in-process";
-  declare readonly signal: AbortSignal;
-  private controller: AbortController | undefined;
-  private reason: RpcError | undefined;
-
-  constructor(
-    readonly method: string,
-    readonly deadline: number,
-    readonly metadata: Metadata,
-    /** Called when the signal is first made, to start following the caller's cancellation. */
-    onSignalMade: () => void,
-  ) {
-    Object.defineProperty(this, "signal", {
-      enumerable: true,
-      get: (): AbortSignal => {
-        if (this.controller === undefined) {
-          this.controller = new AbortController();
-          if (this.reason !== undefined) this.controller.abort(this.reason);
+function inProcessCall(method: string, deadline: number, metadata: Metadata, onSignalMade: () => void): InProcessCall {
+  let controller: AbortController | undefined;
+  let reason: RpcError | undefined;
+  return {
+    context: {
+      method,
+      deadline,
+      metadata,
+      peer: "in-process",
+      get signal(): AbortSignal {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (reason !== undefined) controller.abort(reason);
           else onSignalMade();
         }
-        return this.controller.signal;
+        return controller.signal;
       },
-    });
-  }
-
-  /** The call ended for the caller (deadline, cancellation): the handler should stop. */
-  abort(reason: RpcError): void {
-    this.reason ??= reason;
-    this.controller?.abort(this.reason);
-  }
+    },
+    abort(why) {
+      reason ??= why;
+      controller?.abort(reason);
+    },
+  };
 }
