@@ -138,15 +138,23 @@ function drained(call: WritableCall): Promise<void> {
   });
 }
 
-/** What the server saw of a call's end that the client cannot check: the handler learnt of a cancellation or deadline. */
+/** What handlers saw that a client cannot check: a call reached its handler, or the handler learnt of a cancellation or deadline. */
 export interface TestServiceEvent {
   readonly method: string;
-  readonly kind: "cancelled";
+  readonly kind: "started" | "cancelled";
+  /** The call's `x-switchyard-case` metadata: which case of a client made it, when it says. */
+  readonly case?: string;
 }
+
+/** Metadata a client may send to name the case a call belongs to, for assertions on what the server saw. */
+export const CASE_HEADER = "x-switchyard-case";
 
 function createImplementation(record: (event: TestServiceEvent) => void): Record<string, (call: never, callback: Callback) => void> {
   const watch = (method: string, call: Call): void => {
-    call.once("cancelled", () => record({ method, kind: "cancelled" }));
+    const name = call.metadata.get(CASE_HEADER)[0];
+    const tag = typeof name === "string" ? { case: name } : {};
+    record({ method, kind: "started", ...tag });
+    call.once("cancelled", () => record({ method, kind: "cancelled", ...tag }));
   };
   return {
     EmptyCall(call: UnaryCall<unknown>, callback: Callback) {
@@ -261,8 +269,11 @@ export interface TestServiceServer {
   readonly address: string;
   /** What handlers saw, in order. */
   readonly events: readonly TestServiceEvent[];
-  /** Resolves once `count` events satisfy `match` (polling-free: checked at every new event). */
-  waitFor(match: (event: TestServiceEvent) => boolean, count?: number): Promise<void>;
+  /**
+   * Resolves at the first event from index `since` on (default 0) that
+   * satisfies `match`; rejects, listing the events seen, when none has after `timeoutMs` (default 5 s).
+   */
+  waitFor(match: (event: TestServiceEvent) => boolean, since?: number, timeoutMs?: number): Promise<TestServiceEvent>;
   close(): Promise<void>;
 }
 
@@ -281,11 +292,17 @@ export async function startTestServiceServer(engine: Engine): Promise<TestServic
     engine,
     address: `127.0.0.1:${port}`,
     events,
-    waitFor: (match, count = 1) =>
-      new Promise((resolve) => {
+    waitFor: (match, since = 0, timeoutMs = 5_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no matching event within ${timeoutMs} ms; saw ${JSON.stringify(events.slice(since))}`));
+        }, timeoutMs);
         const check = (): boolean => {
-          if (events.filter(match).length < count) return false;
-          resolve();
+          const event = events.slice(since).find(match);
+          if (event === undefined) return false;
+          clearTimeout(timer);
+          resolve(event);
           return true;
         };
         if (!check()) waiters.add(check);

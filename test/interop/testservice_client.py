@@ -23,6 +23,7 @@ ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
 INITIAL_VALUE = "test_initial_metadata_value"
 TRAILING_VALUE = b"\xab\xab\xab"
+CASE_HEADER = "x-switchyard-case"
 SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \U0001f608\t\n"
 
 
@@ -261,7 +262,8 @@ class Cases:
 
     def cancel_after_first_response(self):
         pipe = Pipe()
-        responses = self.full_duplex_call(pipe, timeout=10)
+        # Names the call, so that the test can check the server's handler was told of the cancellation.
+        responses = self.full_duplex_call(pipe, timeout=10, metadata=((CASE_HEADER, "cancel_after_first_response"),))
         pipe.add(self.streaming_request([31415], 27182))
         self.check_payload(next(responses), 31415)
         responses.cancel()

@@ -34,6 +34,7 @@ const (
 	echoTrailing   = "x-grpc-test-echo-trailing-bin"
 	initialValue   = "test_initial_metadata_value"
 	trailingValue  = "\xab\xab\xab"
+	caseHeader     = "x-switchyard-case"
 	specialMessage = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
 )
 
@@ -397,6 +398,8 @@ func (c *cases) cancelAfterBegin() error {
 func (c *cases) cancelAfterFirstResponse() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Names the call, so that the test can check the server's handler was told of the cancellation.
+	ctx = metadata.AppendToOutgoingContext(ctx, caseHeader, "cancel_after_first_response")
 	stream, err := c.client.FullDuplexCall(ctx)
 	if err != nil {
 		return err

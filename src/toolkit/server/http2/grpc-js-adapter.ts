@@ -4,7 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Code, isCode } from "../../rpc/code.js";
 import { MessageReader, ProtocolError } from "./message-reader.js";
 import { formatPeer, MAX_TIMER_MS, parseGrpcTimeout } from "./protocol.js";
-import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders, stopReading } from "./response.js";
+import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js";
 
 /**
  * Lets packages written for @grpc/grpc-js's `Server.addService` (the
@@ -202,6 +202,11 @@ export class AdaptedCall extends EventEmitter {
 
   private requestEnded(): void {
     if (this.finished) return;
+    // node:http2 also ends the readable side when the client resets the
+    // stream (RST_STREAM without END_STREAM, as grpc-go and the C core cancel):
+    // that is a cancellation, not the end of the requests, and the handler
+    // must not take what arrived so far for all of them.
+    if (this.stream.closed) return this.cancel();
     if (!this.reader.end()) return this.protocolError(this.reader.error as ProtocolError);
     if (this.method.definition.requestStream) {
       this.emit("end");
@@ -220,13 +225,17 @@ export class AdaptedCall extends EventEmitter {
 
   /** The stream closed: a cancellation unless the call had ended; `close` either way, as grpc-js's calls do. */
   private closed(): void {
-    if (!this.finished) {
-      this.finished = true;
-      this.cancelled = true;
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.emit("cancelled", "cancelled");
-    }
+    this.cancel();
     this.emit("close");
+  }
+
+  /** The client cancelled (or the connection went): tell the handler, once, unless the call had ended. */
+  private cancel(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.cancelled = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.emit("cancelled", "cancelled");
   }
 
   private expire(): void {
@@ -262,11 +271,12 @@ export class AdaptedCall extends EventEmitter {
       sendTrailersOnly(stream, trailers);
       return;
     }
-    stream.once("wantTrailers", () => {
-      stream.sendTrailers(trailers);
-      // The client may still be sending (a bidi call ended early).
-      stopReading(stream);
-    });
+    // No RST_STREAM after the trailers, even when the client is still sending
+    // (a bidi call the handler ended early): sent right behind sendTrailers it
+    // overtakes them, and the client sees "RST_STREAM without a status"
+    // (INTERNAL) instead of the handler's. The client closes its side once it
+    // has the status; until then its messages are read and dropped.
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
     stream.end();
   }
 }
