@@ -208,6 +208,22 @@ for (const engine of ENGINES) {
       }
     });
 
+    it("tells a bidi handler when the server rejects one of its requests (too large)", async () => {
+      const since = server.events.length;
+      const call = client.makeBidiStreamRequest(FULL_DUPLEX.path, FULL_DUPLEX.requestSerialize, FULL_DUPLEX.responseDeserialize, new grpc.Metadata(), {
+        deadline: seconds(10),
+      });
+      const outcome = collect(call);
+      // The handler is busy with the second response (10 s away) when the
+      // next request, over the 4 MiB limit, arrives.
+      call.write({ response_parameters: [{ size: 1 }, { size: 1, interval_us: 10_000_000 }] });
+      call.write({ payload: zeros(5 << 20) });
+      const { error } = await outcome;
+      assert.equal(error?.code, grpc.status.RESOURCE_EXHAUSTED, error?.details);
+      await server.waitFor((event) => event.method === "FullDuplexCall" && event.kind === "cancelled", since);
+      call.end();
+    });
+
     it("ends a bidi call with DEADLINE_EXCEEDED at its grpc-timeout and tells the handler", async () => {
       // A raw client that keeps its stream open past the deadline, so that the
       // server's own deadline ends the call (a grpc-js client would race it

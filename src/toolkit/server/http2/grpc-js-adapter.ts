@@ -189,7 +189,7 @@ export class AdaptedCall extends EventEmitter {
     try {
       request = this.method.definition.requestDeserialize(bytes);
     } catch {
-      this.sendStatus({ code: Code.INVALID_ARGUMENT, details: `the request body is not a valid ${this.path} request` });
+      this.reject({ code: Code.INVALID_ARGUMENT, details: `the request body is not a valid ${this.path} request` });
       return;
     }
     this.messages++;
@@ -220,7 +220,19 @@ export class AdaptedCall extends EventEmitter {
   }
 
   private protocolError(error: ProtocolError): void {
-    this.sendStatus({ code: error.code, details: error.message }, error.headers);
+    this.reject({ code: error.code, details: error.message }, error.headers);
+  }
+
+  /**
+   * The engine ends the call itself (a request it cannot accept): the status
+   * to the client, and `cancelled` to a handler already running, as grpc-js
+   * does, so that a streaming handler stops rather than waiting forever.
+   */
+  private reject(status: AdaptedStatus, extra?: OutgoingHttpHeaders): void {
+    if (this.finished) return;
+    this.sendStatus(status, extra);
+    this.cancelled = true;
+    this.emit("cancelled", "cancelled");
   }
 
   /** The stream closed: a cancellation unless the call had ended; `close` either way, as grpc-js's calls do. */
