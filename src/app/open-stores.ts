@@ -1,14 +1,9 @@
 import path from "node:path";
 import type { OrderStore } from "../services/order/domain/order-store.js";
 import { createMemoryOrderStore } from "../services/order/store/memory-order-store.js";
-import { openPostgresOrderStore } from "../services/order/store/postgres-order-store.js";
-import { openSqliteOrderStore } from "../services/order/store/sqlite-order-store.js";
 import type { UserStore } from "../services/user/domain/user-store.js";
 import { createMemoryUserStore } from "../services/user/store/memory-user-store.js";
-import { openPostgresUserStore } from "../services/user/store/postgres-user-store.js";
-import { openSqliteUserStore } from "../services/user/store/sqlite-user-store.js";
-import { createPostgresPool } from "../storage/postgres-pool.js";
-import { openSqliteDatabase, type SqliteDatabase } from "../storage/sqlite-database.js";
+import type { SqliteDatabase } from "../storage/sqlite-database.js";
 
 /** A service whose store openStores can open. */
 export type StoredService = "user" | "order";
@@ -68,7 +63,13 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
   return openPostgresStores(options.databaseUrl, services, options.onBackgroundError);
 }
 
-function openSqliteStores(dataDir: string, services: ReadonlySet<StoredService>): Stores {
+// Each database's driver and stores are loaded only when that database is used.
+async function openSqliteStores(dataDir: string, services: ReadonlySet<StoredService>): Promise<Stores> {
+  const [{ openSqliteDatabase }, { openSqliteUserStore }, { openSqliteOrderStore }] = await Promise.all([
+    import("../storage/sqlite-database.js"),
+    import("../services/user/store/sqlite-user-store.js"),
+    import("../services/order/store/sqlite-order-store.js"),
+  ]);
   const opened: SqliteDatabase[] = [];
   // One file per service, so a split deployment never has two processes writing one file.
   const open = (service: StoredService): SqliteDatabase => {
@@ -98,6 +99,11 @@ async function openPostgresStores(
   services: ReadonlySet<StoredService>,
   onBackgroundError: ((error: Error) => void) | undefined,
 ): Promise<Stores> {
+  const [{ createPostgresPool }, { openPostgresUserStore }, { openPostgresOrderStore }] = await Promise.all([
+    import("../storage/postgres-pool.js"),
+    import("../services/user/store/postgres-user-store.js"),
+    import("../services/order/store/postgres-order-store.js"),
+  ]);
   // One pool for both stores: a combined process needs no more connections than a split one.
   const pool = createPostgresPool(url, { onIdleClientError: onBackgroundError });
   try {

@@ -1,5 +1,5 @@
+import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
-import pretty from "pino-pretty";
 
 export type { Logger };
 
@@ -24,12 +24,17 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const destination =
     options.format === "pretty"
-      ? pretty({ destination: 2, sync: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" })
+      ? loadPretty()({ destination: 2, sync: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" })
       : (options.destination ?? pino.destination(2));
   return pino(
     { level: options.level ?? "info", base: undefined, timestamp: pino.stdTimeFunctions.isoTime },
     destination,
   );
+}
+
+/** pino-pretty, loaded only for a terminal: a server writing JSON never needs its thirty modules. */
+function loadPretty(): typeof import("pino-pretty") {
+  return createRequire(import.meta.url)("pino-pretty") as typeof import("pino-pretty");
 }
 
 /** A logger that writes nothing, for tests and embedding. */
