@@ -38,6 +38,8 @@ export interface ServerOnHost {
   readonly process: HostProcess;
   /** The etcd keys the running process registered (empty without a registry). */
   readonly keys: readonly string[];
+  /** The latest start: ms from spawn until it accepted connections, and until it was registered (or listening, without a registry). */
+  readonly lastStart: { readonly listeningMs: number; readonly servingMs: number };
   /** Starts it (again) and waits until it listens and, with a registry, is registered. */
   start(): Promise<void>;
   /** Stops the running process (SIGTERM drains; SIGKILL is a crash). */
@@ -97,6 +99,7 @@ export async function serveOn(host: Host, args: readonly string[], options: Serv
   const cli = await compiledCli();
   let current: HostProcess | undefined;
   let keys: readonly string[] = [];
+  let lastStart = { listeningMs: 0, servingMs: 0 };
   const address = `${host.ip}:${SERVE_PORT}`;
   const server: ServerOnHost = {
     host,
@@ -107,6 +110,9 @@ export async function serveOn(host: Host, args: readonly string[], options: Serv
     },
     get keys() {
       return keys;
+    },
+    get lastStart() {
+      return lastStart;
     },
     async start() {
       if (current !== undefined && !current.hasExited) throw new Error(`${host.name} is running already`);
@@ -134,7 +140,10 @@ export async function serveOn(host: Host, args: readonly string[], options: Serv
         { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env }, dropLines: /"msg":"call finished"/ },
       );
       current = child;
-      keys = await waitUntilServing(child, address, options.registry);
+      const spawnedAt = Date.now();
+      const serving = await waitUntilServing(child, address, options.registry);
+      keys = serving.keys;
+      lastStart = { listeningMs: serving.listeningAt - spawnedAt, servingMs: Date.now() - spawnedAt };
       await execFileAsync("renice", ["-n", "0", "-p", String(child.pid)]).catch(() => undefined);
     },
     async stop(signal = "SIGTERM") {
@@ -151,22 +160,23 @@ const START_TIMEOUT_MS = 60_000;
 /**
  * Waits until `child` accepts connections on `address` and, with a registry,
  * until its keys are in etcd (a key's instance id holds the pid, so a key a
- * killed predecessor left behind does not count). Returns those keys.
+ * killed predecessor left behind does not count). Returns those keys, and
+ * when it first accepted a connection.
  */
-async function waitUntilServing(child: HostProcess, address: string, registry: Etcd3 | undefined): Promise<string[]> {
+async function waitUntilServing(child: HostProcess, address: string, registry: Etcd3 | undefined): Promise<{ keys: string[]; listeningAt: number }> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   const [hostname = "", port = ""] = address.split(":");
-  let listening = false;
+  let listeningAt: number | undefined;
   for (;;) {
     if (child.hasExited) throw new Error(`${child.host.name} exited before it served. stderr:\n${child.stderr().slice(-4_000)}`);
-    if (!listening) listening = await connects(hostname, Number(port));
-    if (listening && registry === undefined) return [];
-    if (listening && registry !== undefined) {
+    if (listeningAt === undefined && (await connects(hostname, Number(port)))) listeningAt = Date.now();
+    if (listeningAt !== undefined && registry === undefined) return { keys: [], listeningAt };
+    if (listeningAt !== undefined && registry !== undefined) {
       const listed = await registry.getAll().prefix("/").strings().catch(() => ({}) as Record<string, string>);
       const own = Object.entries(listed)
         .filter(([key, value]) => value === address && key.includes(`-${child.pid}-`))
         .map(([key]) => key);
-      if (own.length > 0) return own;
+      if (own.length > 0) return { keys: own, listeningAt };
     }
     if (Date.now() > deadline) throw new Error(`${child.host.name} did not serve within ${START_TIMEOUT_MS} ms. stderr:\n${child.stderr().slice(-4_000)}`);
     await sleep(50);

@@ -274,12 +274,13 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const began = Date.now();
     const load = createOrderLoad(t, "s1");
     await sleep(1_000);
-    const restarts: Record<string, { drainedMs: number; registeredMs: number; servingMs: number }> = {};
+    const restarts: Record<string, { drainedMs: number; listeningMs: number; registeredMs: number; servingMs: number }> = {};
     for (const replica of [userA, userB]) {
       const stoppedAt = Date.now();
       await replica.stop("SIGTERM");
       const drainedMs = Date.now() - stoppedAt;
-      restarts[replica.host.name] = { drainedMs, ...(await restartUser(replica, { serving: true })) };
+      const back = await restartUser(replica, { serving: true });
+      restarts[replica.host.name] = { drainedMs, listeningMs: replica.lastStart.listeningMs, ...back };
       await sleep(500);
     }
     await load.stop();
