@@ -30,8 +30,10 @@ export interface CleanupStack {
   push(stage: CleanupStage, close: Closer): void;
   /**
    * Runs the closers pushed so far, stage after stage; those of one stage are
-   * called in the order pushed and awaited together. The first failure
-   * rejects and stops the later stages. It keeps the closers: unwinding
+   * called in the order pushed and awaited together. A closer that fails
+   * does not stop the others (a registry that cannot be reached must not keep
+   * the server from draining or the stores from closing): once every stage
+   * has run, the first failure is thrown. It keeps the closers: unwinding
    * again runs them again, as a second close() always has.
    */
   unwind(): Promise<void>;
@@ -45,10 +47,13 @@ export function createCleanupStack(): CleanupStack {
       pushed.push({ stage, close });
     },
     async unwind() {
+      const failures: unknown[] = [];
       for (const stage of CLEANUP_STAGES) {
         const closers = pushed.filter((entry) => entry.stage === stage);
-        if (closers.length > 0) await Promise.all(closers.map((entry) => entry.close()));
+        const settled = await Promise.allSettled(closers.map(async (entry) => entry.close()));
+        for (const result of settled) if (result.status === "rejected") failures.push(result.reason);
       }
+      if (failures.length > 0) throw failures[0];
     },
   };
 }
