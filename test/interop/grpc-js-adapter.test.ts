@@ -10,6 +10,10 @@ import http2 from "node:http2";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import { silentLogger } from "../../src/toolkit/log/logger.js";
+import { createRpcServer } from "../../src/toolkit/server/grpc-js-server.js";
+import { createHttp2RpcServer } from "../../src/toolkit/server/http2/http2-server.js";
+import type { GrpcJsService } from "../../src/toolkit/server/rpc-server.js";
 import { ENGINES } from "./support.js";
 import { missingGrpcProto, startTestServiceServer, testService, type TestServiceServer } from "./test-service.js";
 
@@ -87,7 +91,61 @@ async function rawConnection(address: string): Promise<{ send(frame: Buffer): vo
   return { send: (frame) => socket.write(frame), close: () => socket.destroy() };
 }
 
+/** A server-streaming service on raw bytes whose handler writes with callbacks, one after the other, as Node Writable code does. */
+const CALLBACK_WRITES: GrpcJsService = {
+  definition: {
+    Count: {
+      path: "/switchyard.test.Callbacks/Count",
+      requestStream: false,
+      responseStream: true,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    },
+  },
+  implementation: {
+    Count(call: grpc.ServerWritableStream<Buffer, Buffer>) {
+      const next = (i: number): void => {
+        if (i === 3) {
+          call.end();
+          return;
+        }
+        call.write(Buffer.from(String(i)), (error?: Error | null) => {
+          if (error) call.destroy(error);
+          else next(i + 1);
+        });
+      };
+      next(0);
+    },
+  } as grpc.UntypedServiceImplementation,
+};
+
 for (const engine of ENGINES) {
+  describe(`grpc-js-style handlers of a raw service on the ${engine} engine`, () => {
+    it("calls write()'s callback, so a handler that writes one message after another finishes", async () => {
+      const options = { logger: silentLogger(), drainTimeoutMs: 500, grpcJsServices: [CALLBACK_WRITES] };
+      const server = engine === "http2" ? createHttp2RpcServer(options) : createRpcServer(options);
+      const port = await server.listen("127.0.0.1:0");
+      const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      try {
+        const method = CALLBACK_WRITES.definition["Count"] as grpc.MethodDefinition<Buffer, Buffer>;
+        const call = client.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, Buffer.alloc(0), new grpc.Metadata(), {
+          deadline: seconds(5),
+        });
+        const { messages, error } = await collect(call);
+        assert.equal(error, undefined, error?.details);
+        assert.deepEqual(
+          messages.map((m) => m.toString()),
+          ["0", "1", "2"],
+        );
+      } finally {
+        client.close();
+        await server.shutdown();
+      }
+    });
+  });
+
   describe(`grpc-js-style TestService handlers on the ${engine} engine`, () => {
     let server: TestServiceServer;
     let client: grpc.Client;

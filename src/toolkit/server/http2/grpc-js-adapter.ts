@@ -66,6 +66,7 @@ interface AdaptedStatus {
   readonly metadata?: grpc.Metadata;
 }
 
+type WriteCallback = (error?: Error | null) => void;
 type AdaptedCallback = (error: AdaptedStatus | null, value?: unknown, trailer?: grpc.Metadata) => void;
 type AdaptedHandler = (call: AdaptedCall, callback: AdaptedCallback) => void;
 
@@ -147,18 +148,27 @@ export class AdaptedCall extends EventEmitter {
     this.sendHeaders(metadata.toHttp2Headers());
   }
 
-  /** Sends one response message. */
-  write(message: unknown): boolean {
-    if (this.finished || this.stream.destroyed) return false;
+  /**
+   * Sends one response message. As on grpc-js's writable calls (Node
+   * Writables), a callback, after an optional encoding, is called once the
+   * message is handed to the connection, or with an error when it cannot be.
+   */
+  write(message: unknown, encodingOrCallback?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    const done = typeof encodingOrCallback === "function" ? encodingOrCallback : callback;
+    if (this.finished || this.stream.destroyed) {
+      if (done !== undefined) process.nextTick(done, new Error("the call has ended"));
+      return false;
+    }
     let frame: Buffer;
     try {
       frame = frameMessage(this.method.definition.responseSerialize(message));
     } catch {
       this.sendStatus({ code: Code.INTERNAL, details: "could not serialize the response" });
+      if (done !== undefined) process.nextTick(done, new Error("could not serialize the response"));
       return false;
     }
     this.sendHeaders();
-    return this.stream.write(frame);
+    return done === undefined ? this.stream.write(frame) : this.stream.write(frame, done);
   }
 
   /** Ends the call with status OK (server-streaming and bidi methods). */
