@@ -121,8 +121,70 @@ const CALLBACK_WRITES: GrpcJsService = {
   } as grpc.UntypedServiceImplementation,
 };
 
+const raw = (path: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Buffer, Buffer> => ({
+  path,
+  requestStream,
+  responseStream,
+  requestSerialize: (b: Buffer) => b,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (b: Buffer) => b,
+  responseDeserialize: (b: Buffer) => b,
+});
+
+/**
+ * Client-streaming handlers that read their requests the ways a grpc-js
+ * call (a Node Readable) allows: listeners attached only after an await,
+ * and `for await`. Each answers the requests joined by commas.
+ */
+const LATE_READERS: GrpcJsService = {
+  definition: {
+    Late: raw("/switchyard.test.Readers/Late", true, false),
+    Iterate: raw("/switchyard.test.Readers/Iterate", true, false),
+  },
+  implementation: {
+    Late(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      const seen: string[] = [];
+      // Starts reading only once the first request has surely arrived.
+      void new Promise((resolve) => setTimeout(resolve, 200)).then(() => {
+        call.on("data", (request: Buffer) => seen.push(request.toString()));
+        call.on("end", () => callback(null, Buffer.from(seen.join(","))));
+      });
+    },
+    Iterate(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) {
+      void (async () => {
+        const seen: string[] = [];
+        for await (const request of call as AsyncIterable<Buffer>) seen.push(request.toString());
+        callback(null, Buffer.from(seen.join(",")));
+      })();
+    },
+  } as grpc.UntypedServiceImplementation,
+};
+
 for (const engine of ENGINES) {
   describe(`grpc-js-style handlers of a raw service on the ${engine} engine`, () => {
+    for (const name of ["Late", "Iterate"]) {
+      it(`gives a client-streaming handler every request (${name === "Late" ? "listeners attached after an await" : "for await"})`, async () => {
+        const options = { logger: silentLogger(), drainTimeoutMs: 500, grpcJsServices: [LATE_READERS] };
+        const server = engine === "http2" ? createHttp2RpcServer(options) : createRpcServer(options);
+        const port = await server.listen("127.0.0.1:0");
+        const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+        try {
+          const method = LATE_READERS.definition[name] as grpc.MethodDefinition<Buffer, Buffer>;
+          const answer = await new Promise<string>((resolve, reject) => {
+            const call = client.makeClientStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, new grpc.Metadata(), { deadline: seconds(5) }, (error, value) =>
+              error ? reject(error) : resolve(String(value)),
+            );
+            for (const request of ["a", "b", "c"]) call.write(Buffer.from(request));
+            call.end();
+          });
+          assert.equal(answer, "a,b,c");
+        } finally {
+          client.close();
+          await server.shutdown();
+        }
+      });
+    }
+
     it("calls write()'s callback, so a handler that writes one message after another finishes", async () => {
       const options = { logger: silentLogger(), drainTimeoutMs: 500, grpcJsServices: [CALLBACK_WRITES] };
       const server = engine === "http2" ? createHttp2RpcServer(options) : createRpcServer(options);

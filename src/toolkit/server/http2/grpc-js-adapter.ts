@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { EventEmitter, on } from "node:events";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { Code, isCode } from "../../rpc/code.js";
@@ -12,8 +12,9 @@ import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from 
  * @grpc/reflection) run on the node:http2 engine: it accepts their service
  * definitions and implementations and serves all four call kinds with
  * call objects that have the members those packages use (request, metadata,
- * cancelled, getPeer/getDeadline/getPath, sendMetadata, write, end, and the
- * `data`, `end`, `drain`, `cancelled`, `close` and `error` events). Hosted Switchyard
+ * cancelled, getPeer/getDeadline/getPath, sendMetadata, write, end, async
+ * iteration over the requests, and the `data`, `end`, `drain`, `cancelled`,
+ * `close` and `error` events). Hosted Switchyard
  * services do not come through here: they use the engine's own unary path.
  */
 export class GrpcJsServiceHost implements Pick<grpc.Server, "addService"> {
@@ -90,6 +91,13 @@ export class AdaptedCall extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private cachedMetadata: grpc.Metadata | undefined;
   private messages = 0;
+  /**
+   * Requests that arrived while the handler listened for none, and whether the
+   * end came too: held until a `data` listener comes, as grpc-js's calls (Node
+   * Readables, paused until read) hold them for a handler that reads late.
+   */
+  private readonly held: unknown[] = [];
+  private endHeld = false;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -105,6 +113,9 @@ export class AdaptedCall extends EventEmitter {
     if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.expire(), timeoutMs);
     // emit("error", status) from a handler ends the call with that status, as in grpc-js.
     this.on("error", (error: AdaptedStatus) => this.sendStatus(error));
+    this.on("newListener", (event: string | symbol) => {
+      if (event === "data" && (this.held.length > 0 || this.endHeld)) process.nextTick(() => this.release());
+    });
     this.reader = new MessageReader(maxReceiveMessageBytes, headers["grpc-encoding"] as string | undefined, (bytes) => this.message(bytes));
     stream.on("data", (chunk: Buffer) => {
       if (!this.finished && !this.reader.push(chunk)) this.protocolError(this.reader.error as ProtocolError);
@@ -141,6 +152,20 @@ export class AdaptedCall extends EventEmitter {
 
   getHost(): string {
     return String(this.headers[":authority"] ?? "");
+  }
+
+  /** The requests of a client-streaming or bidi call, for `for await`, as grpc-js's readable calls give them. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<unknown, void, undefined> {
+    for await (const [request] of on(this, "data", { close: ["end", "cancelled"] })) yield request as unknown;
+  }
+
+  /** Delivers the held requests (and end) once the handler listens for them. */
+  private release(): void {
+    while (!this.finished && this.held.length > 0 && this.listenerCount("data") > 0) this.emit("data", this.held.shift());
+    if (!this.finished && this.endHeld && this.held.length === 0 && this.listenerCount("data") > 0) {
+      this.endHeld = false;
+      this.emit("end");
+    }
   }
 
   /** Sends the response headers with this metadata, ahead of the first message. */
@@ -204,7 +229,8 @@ export class AdaptedCall extends EventEmitter {
     }
     this.messages++;
     if (this.method.definition.requestStream) {
-      this.emit("data", request);
+      if (this.held.length === 0 && this.listenerCount("data") > 0) this.emit("data", request);
+      else this.held.push(request);
     } else if (this.messages === 1) {
       this.request = request;
     }
@@ -219,7 +245,8 @@ export class AdaptedCall extends EventEmitter {
     if (this.stream.closed) return this.cancel();
     if (!this.reader.end()) return this.protocolError(this.reader.error as ProtocolError);
     if (this.method.definition.requestStream) {
-      this.emit("end");
+      if (this.held.length === 0 && this.listenerCount("data") > 0) this.emit("end");
+      else this.endHeld = true;
       return;
     }
     if (this.messages !== 1) {
