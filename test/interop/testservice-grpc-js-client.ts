@@ -274,6 +274,20 @@ export async function runGrpcJsCases(address: string): Promise<CaseResult[]> {
       const { error } = await outcome;
       expectStatus(error, grpc.status.DEADLINE_EXCEEDED);
     },
+    // Not in the interop spec: the server ends a bidi call with a status while
+    // the client is still sending, after a response larger than the initial
+    // flow-control window. The status must arrive, not a reset.
+    async early_status_bidi() {
+      const call = duplex<WithPayload>("FullDuplexCall");
+      const outcome = collect(call);
+      const first = new Promise<WithPayload>((resolve) => call.once("data", resolve));
+      call.write({ response_parameters: [{ size: 70000 }], payload: zeros(10) });
+      checkPayload(await first, 70000);
+      call.write({ response_status: { code: grpc.status.ABORTED, message: "stop here" } });
+      const { error } = await outcome;
+      call.end();
+      expectStatus(error, grpc.status.ABORTED, "stop here");
+    },
   };
 
   async function echoStatus(message: string): Promise<void> {

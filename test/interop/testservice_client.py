@@ -276,6 +276,25 @@ class Cases:
         finally:
             pipe.close()
 
+    def early_status_bidi(self):
+        # Not in the interop spec: the server ends a bidi call with a status
+        # while the client is still sending, after a response larger than the
+        # initial flow-control window. The status must arrive, not a reset.
+        pipe = Pipe()
+        responses = self.full_duplex_call(pipe, timeout=10)
+        pipe.add(self.streaming_request([70000], 10))
+        self.check_payload(next(responses), 70000)
+        pipe.add(self.streaming_request([], response_status={"code": 10, "message": "stop here"}))
+        try:
+            next(responses)
+        except grpc.RpcError as error:
+            check(error.code() == grpc.StatusCode.ABORTED, "status %s (%r)" % (error.code(), error.details()))
+            check(error.details() == "stop here", "message %r" % error.details())
+        else:
+            raise Failure("a response after the status")
+        finally:
+            pipe.close()
+
     def timeout_on_sleeping_server(self):
         pipe = Pipe()
         responses = self.full_duplex_call(pipe, timeout=0.001)
@@ -309,6 +328,7 @@ CASES = [
     "cancel_after_begin",
     "cancel_after_first_response",
     "timeout_on_sleeping_server",
+    "early_status_bidi",
 ]
 
 

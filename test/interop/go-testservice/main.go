@@ -419,6 +419,34 @@ func (c *cases) cancelAfterFirstResponse() error {
 	return expectCode(err, codes.Canceled, nil)
 }
 
+// Not in the interop spec: the server ends a bidi call with a status while
+// the client is still sending, after a response larger than the initial
+// flow-control window. The status must arrive, not a reset.
+func (c *cases) earlyStatusBidi() error {
+	ctx, cancel := timeout()
+	defer cancel()
+	stream, err := c.client.FullDuplexCall(ctx)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(streamingRequest([]int{70000}, 10)); err != nil {
+		return err
+	}
+	response, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if err := checkPayload(response.Payload, 70000); err != nil {
+		return err
+	}
+	if err := stream.Send(&pb.StreamingOutputCallRequest{ResponseStatus: &pb.EchoStatus{Code: int32(codes.Aborted), Message: "stop here"}}); err != nil {
+		return err
+	}
+	_, err = stream.Recv()
+	message := "stop here"
+	return expectCode(err, codes.Aborted, &message)
+}
+
 func (c *cases) timeoutOnSleepingServer() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
@@ -470,6 +498,7 @@ func main() {
 		{"cancel_after_begin", c.cancelAfterBegin},
 		{"cancel_after_first_response", c.cancelAfterFirstResponse},
 		{"timeout_on_sleeping_server", c.timeoutOnSleepingServer},
+		{"early_status_bidi", c.earlyStatusBidi},
 	}
 	only := map[string]bool{}
 	for _, name := range os.Args[2:] {
