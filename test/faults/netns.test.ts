@@ -305,6 +305,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const began = Date.now();
     const load = createOrderLoad(t, "s2");
     await sleep(1_000);
+    const inFlightAtKill = load.inFlight;
     const killedAt = Date.now();
     userA.process.signal("SIGKILL");
     await userA.process.exited;
@@ -315,6 +316,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const summary = summarize(load.records);
     const after = summarize(load.between(windowEnd));
     const failedInWindow = load.records.filter((r) => r.code !== 0 && r.startedAt >= killedAt - CALL_TIMEOUT_MS && r.startedAt < windowEnd).length;
+    const failedRecords = load.records.filter((r) => r.code !== 0);
     report(t, "2 kill -9", {
       ...summary,
       slowestSeconds: slowestSeconds(load.records, began),
@@ -322,6 +324,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       keyGoneAfterMs: goneAt - killedAt,
       ttlSeconds: USER_A_TTL_S,
       failedInWindow,
+      inFlightAtKill,
+      failuresStartedAfterKillMs: failedRecords.length === 0 ? null : [Math.min(...failedRecords.map((r) => r.startedAt - killedAt)), Math.max(...failedRecords.map((r) => r.startedAt - killedAt))],
+      failureMessages: [...new Set(failedRecords.map((r) => r.message.slice(0, 160)))].slice(0, 4),
       callsAfterWindow: after.calls,
       failedAfterWindow: after.failed,
       problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
