@@ -51,12 +51,7 @@ const enum State {
  * error.
  */
 export class UnaryCall {
-  /**
-   * The handler's CallContext. The abort signal and the metadata are getters
-   * that make them on first use: most calls never read them, and an
-   * AbortController costs more than the rest of the context together. They
-   * close over this call, so contexts derived from this one share them.
-   */
+  /** The handler's CallContext. */
   readonly context: CallContext;
   private state = State.Reading;
   private request: Buffer | undefined;
@@ -76,23 +71,8 @@ export class UnaryCall {
     /** Set when the deadline is the server's cap rather than the caller's. */
     private readonly capMs: number | undefined,
   ) {
-    const call = this;
     const connection = environment.connectionOf(stream);
-    let metadata: Metadata | undefined;
-    this.context = {
-      method: path,
-      deadline,
-      // Converted on first use: most handlers never read metadata.
-      get metadata(): Metadata {
-        metadata ??= metadataFromHeaders(headers);
-        return metadata;
-      },
-      peer: connection.peer,
-      peerIdentity: connection.peerIdentity,
-      get signal(): AbortSignal {
-        return call.signal();
-      },
-    };
+    this.context = new StreamCallContext(this, headers, path, deadline, connection);
   }
 
   /** Starts serving `route` on `stream`; answers protocol errors itself. */
@@ -119,7 +99,8 @@ export class UnaryCall {
     }
   }
 
-  private signal(): AbortSignal {
+  /** The handler's abort signal, made on first use. */
+  abortSignal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
       if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
@@ -268,3 +249,35 @@ function onDeadline(call: UnaryCall): void {
 }
 
 function ignore(): void {}
+
+/**
+ * The context of a call served from an HTTP/2 stream. The abort signal and
+ * the metadata are made on first use: most calls never read them, and an
+ * AbortController costs more than the rest of the context together. A class,
+ * not an object literal with getters, which V8 builds ten times slower.
+ */
+class StreamCallContext implements CallContext {
+  readonly peer: string;
+  readonly peerIdentity: string | undefined;
+  private converted: Metadata | undefined;
+
+  constructor(
+    private readonly call: UnaryCall,
+    private readonly headers: IncomingHttpHeaders,
+    readonly method: string,
+    readonly deadline: number | undefined,
+    connection: ConnectionFacts,
+  ) {
+    this.peer = connection.peer;
+    this.peerIdentity = connection.peerIdentity;
+  }
+
+  get metadata(): Metadata {
+    this.converted ??= metadataFromHeaders(this.headers);
+    return this.converted;
+  }
+
+  get signal(): AbortSignal {
+    return this.call.abortSignal();
+  }
+}
