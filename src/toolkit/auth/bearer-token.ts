@@ -1,4 +1,5 @@
 import type { ClientInterceptor } from "../client/create-client.js";
+import { withMetadata } from "../client/transport.js";
 
 /**
  * Sends `authorization: Bearer <token>` with every call. `token` may be a
@@ -7,6 +8,6 @@ import type { ClientInterceptor } from "../client/create-client.js";
 export function bearerTokenInterceptor(token: string | (() => string)): ClientInterceptor {
   return (call, next) => {
     const value = typeof token === "function" ? token() : token;
-    return next({ ...call, options: { ...call.options, metadata: { ...call.options.metadata, authorization: `Bearer ${value}` } } });
+    return next({ ...call, options: withMetadata(call.options, { ...call.options.metadata, authorization: `Bearer ${value}` }) });
   };
 }

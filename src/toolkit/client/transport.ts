@@ -29,3 +29,27 @@ export interface Transport {
   /** Closes the underlying connections; calls in flight are cancelled. */
   close(): void;
 }
+
+/**
+ * `options` with other metadata, for client interceptors that add to it
+ * (tracing, bearer tokens). Use it rather than an object spread: the signal
+ * is a getter that a spread would lose, or work out before it is needed.
+ */
+export function withMetadata(options: TransportCallOptions, metadata: Metadata): TransportCallOptions {
+  return new OptionsWithMetadata(options, metadata);
+}
+
+class OptionsWithMetadata implements TransportCallOptions {
+  readonly deadline: number;
+
+  constructor(
+    private readonly base: TransportCallOptions,
+    readonly metadata: Metadata,
+  ) {
+    this.deadline = base.deadline;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.base.signal;
+  }
+}

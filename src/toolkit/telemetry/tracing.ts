@@ -24,6 +24,7 @@ import {
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { AttemptEnded, CallAttempt, CallAttemptObserver } from "../client/call-attempt-observer.js";
 import type { ClientInterceptor } from "../client/create-client.js";
+import { withMetadata } from "../client/transport.js";
 import { type CallContext, deriveCallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
@@ -221,7 +222,7 @@ export function clientTracingInterceptor(tracer: Tracer, calls?: ClientCallsInFl
     const active = trace.setSpan(parent, span);
     const metadata: Record<string, string | Uint8Array> = { ...call.options.metadata };
     propagator.inject(active, metadata, metadataSetter);
-    return next({ ...call, options: { ...call.options, metadata } }).then(
+    return next({ ...call, options: withMetadata(call.options, metadata) }).then(
       (response) => {
         if (listedAs !== undefined) calls?.delete(listedAs);
         endSpan(span, Code.OK, undefined, false);
