@@ -432,7 +432,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.ok(sum(cpuShare) <= sum(normalShare) + 0.1, `failing calls cost no more than served ones: ${cpuShare} of a core, ${normalShare} before`);
   });
 
-  it("4. etcd down for 30 s: no call fails on the known endpoints; every instance is registered again within 5 s after it returns", async (t) => {
+  it("4. etcd down for 30 s, then back empty: no call fails on the known endpoints; every instance is registered again within 5 s after it returns", async (t) => {
     const ttls = new Map<ServerOnHost, number>([
       [userA, USER_A_TTL_S],
       [userB, USER_B_TTL_S],
@@ -478,10 +478,35 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       50,
     ).catch(() => undefined);
     await sleep(1_000);
+
+    // Then an etcd that lost everything (killed, started empty): the keys are
+    // gone, and each instance must put its own back (its keep-alive learns
+    // the lease is unknown) while the clients go on with the endpoints they know.
+    const leasesBeforeWipe = new Map(await Promise.all(keys.map(async (key) => [key, await liveLease(kv, key)] as const)));
+    await etcd.stop("SIGKILL");
+    await etcd.start({ wipe: true });
+    const emptyUpAt = Date.now();
+    const reappearedAfterMs = new Map<string, number>();
+    await waitFor(
+      "every key back in the empty etcd",
+      async () => {
+        for (const key of keys) {
+          if (reappearedAfterMs.has(key)) continue;
+          // A lease the empty etcd granted: not one from before (which it cannot know).
+          const lease = await liveLease(kv, key);
+          if (lease !== undefined && lease !== leasesBeforeWipe.get(key)) reappearedAfterMs.set(key, Date.now() - emptyUpAt);
+        }
+        return reappearedAfterMs.size === keys.length ? true : undefined;
+      },
+      15_000,
+      50,
+    ).catch(() => undefined);
+    await sleep(1_000);
     await load.stop();
     const summary = summarize(load.records);
     const during = summarize(load.between(downAt, upAt));
     const registered = Object.fromEntries(instances.map((server, i) => [server.host.name, registeredAfterMs.get(keys[i] ?? "") ?? null]));
+    const reappeared = Object.fromEntries(instances.map((server, i) => [server.host.name, reappearedAfterMs.get(keys[i] ?? "") ?? null]));
     report(t, "4 etcd down", {
       ...summary,
       slowestSeconds: slowestSeconds(load.records, began),
@@ -492,13 +517,17 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       failedWhileDown: during.failed,
       keysPresentWhenEtcdReturned: present,
       registeredAgainAfterMs: registered,
+      keysBackInEmptyEtcdAfterMs: reappeared,
       cpuShareWhileDown: Object.fromEntries(instances.map((server, i) => [server.host.name, cpuShare[i]])),
-      problems: summary.failed > 0 || registeredAfterMs.size < keys.length ? problemsSince(instances, began) : [],
+      problems: summary.failed > 0 || registeredAfterMs.size < keys.length || reappearedAfterMs.size < keys.length ? problemsSince(instances, began) : [],
     });
     assert.equal(summary.failed, 0, `failed calls: ${JSON.stringify(summary.codes)}`);
     assert.ok(during.calls > 0);
     for (const [name, ms] of Object.entries(registered)) {
       assert.ok(ms !== null && ms <= 5_000, `${name} registered again ${ms} ms after etcd returned`);
+    }
+    for (const [name, ms] of Object.entries(reappeared)) {
+      assert.ok(ms !== null && ms <= 5_000, `${name}'s key back ${ms} ms after etcd returned empty`);
     }
   });
 
