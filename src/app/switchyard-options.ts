@@ -50,6 +50,11 @@ export interface SwitchyardOptions {
   /** Serve Prometheus metrics at `/metrics` on this port (0 picks one; on `host`); none when absent. */
   readonly metricsPort?: number;
   /**
+   * In a worker of `serve --workers`: collect metrics and hand them to the
+   * cluster's primary, which serves them for all workers (metricsPort unset). Default false.
+   */
+  readonly clusterMetrics?: boolean;
+  /**
    * Service registry, `etcd://host:port[,host:port…]`: each hosted service is
    * registered there (as `user-service`, `order-service`) under a lease, and
    * `etcd:///<name>` targets resolve through it. Default: none.

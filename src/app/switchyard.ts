@@ -74,6 +74,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
       ...(options.otlpEndpoint === undefined ? {} : { otlpEndpoint: options.otlpEndpoint }),
       ...(options.traceSampleRatio === undefined ? {} : { traceSampleRatio: options.traceSampleRatio }),
       ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort, metricsHost: options.host ?? "0.0.0.0" }),
+      ...(options.clusterMetrics === true ? { metricsViaClusterPrimary: true } : {}),
     });
     // Closed with the stores, after the drain, so that the last calls' spans are exported too.
     cleanup.push("state", () => telemetry.close());

@@ -3,6 +3,7 @@ import { type Command, Option } from "commander";
 import type { ServiceName } from "../app/switchyard.js";
 import { onStopRequest, reportReady, runWorkerCluster, workerId } from "../app/worker-cluster.js";
 import { createLogger, type Logger } from "../toolkit/log/logger.js";
+import { startClusterMetricsServer } from "../toolkit/telemetry/cluster-metrics.js";
 import { parseDatabaseUrl, parseLogFormat, parseLogLevel, parseMillis, parsePort, parseServices, parseTarget } from "./options.js";
 import { collect, parsePositiveInteger, SERVE_AUTH_HELP, serveAuthOf, type ServeAuthFlags } from "./auth-options.js";
 import { SERVE_TLS_HELP, serveTlsOf, type ServeTlsFlags } from "./tls-options.js";
@@ -94,7 +95,9 @@ export function addServeCommand(program: Command): void {
       }
       if (flags.memory === true && flags.databaseUrl !== undefined) command.error("error: choose one of --memory and --database-url");
       const tls = serveTlsOf(flags, command);
-      const telemetry = serveTelemetryOf(flags, command);
+      const { metricsPort, ...telemetry } = serveTelemetryOf(flags, command);
+      // A worker's metrics are served by the cluster's primary, on the flag's port.
+      const metrics = metricsPort === undefined ? {} : workerId() === undefined ? { metricsPort } : { clusterMetrics: true };
       const registry = serveRegistryOf(flags, command);
       const access = serveAuthOf(flags, command);
       const format = flags.logFormat === "auto" ? (process.stderr.isTTY ? "pretty" : "json") : flags.logFormat;
@@ -103,7 +106,6 @@ export function addServeCommand(program: Command): void {
       const logger = workerId() === undefined ? rootLogger : rootLogger.child({ worker: workerId() });
       if (flags.workers > 1) {
         if (flags.memory === true) command.error("error: --memory keeps data in each process; it cannot be shared by --workers");
-        if (flags.metricsPort !== undefined) command.error("error: --metrics-port is not supported with --workers yet; run one process per port instead");
         if (cluster.isPrimary) return superviseWorkers(flags, logger);
       }
       // Loaded here, not at the top: `call`, `health` and `--help` then start
@@ -122,6 +124,7 @@ export function addServeCommand(program: Command): void {
         engine: flags.engine,
         ...tls,
         ...telemetry,
+        ...metrics,
         ...registry,
         ...access,
         logger,
@@ -164,7 +167,12 @@ export function addServeCommand(program: Command): void {
           userService: flags.userService ?? (flags.services.includes("order") ? "in-process" : undefined),
           tls: tls.tls === undefined ? "off" : tls.tls.clientCaFile === undefined ? "tls" : "mtls",
           ...(tls.userServiceTls === undefined ? {} : { userServiceTls: tls.userServiceTls.certFile === undefined ? "tls" : "mtls" }),
-          metrics: app.metricsPort === undefined ? "off" : `http://${flags.host}:${app.metricsPort}/metrics`,
+          metrics:
+            app.metricsPort !== undefined
+              ? `http://${flags.host}:${app.metricsPort}/metrics`
+              : flags.metricsPort !== undefined
+                ? "served by the primary"
+                : "off",
           tracing: app.tracing ?? "off",
           registry: flags.registry ?? "off",
           profile: flags.profile,
@@ -189,7 +197,15 @@ async function superviseWorkers(flags: ServeFlags, logger: Logger): Promise<void
   process.on("SIGINT", stop);
   try {
     const port = await workers.ready;
-    logger.info({ address: `${flags.host}:${port}`, workers: flags.workers }, `switchyard listening on ${flags.host}:${port} with ${flags.workers} workers`);
+    const metrics = flags.metricsPort === undefined ? undefined : await startClusterMetricsServer({ port: flags.metricsPort, host: flags.host });
+    logger.info(
+      {
+        address: `${flags.host}:${port}`,
+        workers: flags.workers,
+        metrics: metrics === undefined ? "off" : `http://${flags.host}:${metrics.port}/metrics (all workers, label worker)`,
+      },
+      `switchyard listening on ${flags.host}:${port} with ${flags.workers} workers`,
+    );
   } catch (error) {
     logger.fatal({ err: error }, "could not start the workers");
     await workers.stop();

@@ -58,3 +58,23 @@ describe("serve --workers", () => {
     await assert.rejects(startServer(t, { extraArgs: ["--workers", "2", "--memory"] }), /cannot be shared by --workers/);
   });
 });
+
+describe("serve --workers --metrics-port", () => {
+  it("serves every worker's metrics on one endpoint, each series labelled with its worker", async (t) => {
+    const server = await startServer(t, { extraArgs: ["--workers", "2", "--metrics-port", "0"] });
+    const listening = server.logs().find((line) => typeof line.msg === "string" && line.msg.startsWith("switchyard listening on"));
+    const url = /^(http:\/\/\S+\/metrics)/.exec(String(listening?.["metrics"]))?.[1];
+    assert.ok(url, `no metrics URL in ${JSON.stringify(listening)}`);
+    await ownConnectionClient(t, server).createUser({ userId: "u1", name: "Ada", email: "ada@example.com" });
+    const calls = 6;
+    for (let i = 0; i < calls; i++) await ownConnectionClient(t, server).getUser({ userId: "u1" });
+
+    const text = await (await fetch(url)).text();
+    const handled = [...text.matchAll(/^grpc_server_handled_total\{worker="(\d+)",[^}]*grpc_method="GetUser",grpc_code="OK"\} (\d+)$/gm)];
+    assert.equal(new Set(handled.map((match) => match[1])).size, 2, `GetUser counted by both workers:\n${handled.map((m) => m[0]).join("\n")}`);
+    assert.equal(handled.reduce((sum, match) => sum + Number(match[2]), 0), calls);
+    // One HELP and one TYPE per family, whatever the number of workers.
+    assert.equal(text.match(/^# TYPE grpc_server_handled_total /gm)?.length, 1);
+    assert.equal((await server.stop()).code, 0);
+  });
+});

@@ -1,12 +1,10 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
 
 /** Options for startMetricsServer. */
 export interface MetricsServerOptions {
-  readonly registry: Registry;
-  /** More families in the text format, written after the registry's (e.g. the RPC metrics). */
-  readonly render?: () => string;
+  /** The exposition to serve, made anew for each scrape. */
+  readonly collect: () => Promise<string>;
   /** 0 picks a free port. */
   readonly port: number;
   /** Default `0.0.0.0`. */
@@ -19,9 +17,12 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves `registry` (and `render`'s text) in the Prometheus text format at `GET /metrics`. */
+/** The Prometheus text format's content type (version 0.0.4). */
+const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Serves what `collect` makes, in the Prometheus text format, at `GET /metrics`. */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
-  const { registry, render } = options;
+  const { collect } = options;
   const server = http.createServer((request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     if (path !== "/metrics") {
@@ -32,13 +33,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       response.writeHead(405, { allow: "GET, HEAD" }).end();
       return;
     }
-    registry
-      .metrics()
-      .then((text) => (render === undefined ? text : `${text}\n${render()}`))
-      .then(
-        (body) => response.writeHead(200, { "content-type": registry.contentType }).end(request.method === "HEAD" ? undefined : body),
-        (error: unknown) => response.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`${String(error)}\n`),
-      );
+    collect().then(
+      (body) => response.writeHead(200, { "content-type": CONTENT_TYPE }).end(request.method === "HEAD" ? undefined : body),
+      (error: unknown) => response.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`${String(error)}\n`),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -20,6 +20,12 @@ export interface TelemetryOptions {
   readonly metricsPort?: number;
   /** Interface of the metrics endpoint. Default `0.0.0.0`. */
   readonly metricsHost?: string;
+  /**
+   * In a worker of a cluster: collect metrics, and hand them to the primary
+   * when it scrapes (it serves `/metrics` for all workers) instead of
+   * serving them here. Default false.
+   */
+  readonly metricsViaClusterPrimary?: boolean;
 }
 
 /** Tracing and metrics of one server process, as interceptors to install. */
@@ -64,28 +70,36 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   let registry: Registry | undefined;
   let storeMetrics: StoreMetrics | undefined;
   let metricsServer: MetricsServer | undefined;
-  if (options.metricsPort !== undefined) {
-    const [{ collectDefaultMetrics, Registry }, { createRpcMetrics }, { createStoreMetrics }, { startMetricsServer }] = await Promise.all([
-      import("prom-client"),
-      import("./rpc-metrics.js"),
-      import("./store-metrics.js"),
-      import("./metrics-server.js"),
-    ]);
+  let stopAnswering: (() => void) | undefined;
+  if (options.metricsPort !== undefined || options.metricsViaClusterPrimary === true) {
+    const [{ collectDefaultMetrics, Registry }, { createRpcMetrics }, { createStoreMetrics }, { startMetricsServer }, { answerClusterScrapes }] =
+      await Promise.all([
+        import("prom-client"),
+        import("./rpc-metrics.js"),
+        import("./store-metrics.js"),
+        import("./metrics-server.js"),
+        import("./cluster-metrics.js"),
+      ]);
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const metrics = createRpcMetrics();
     const stores = createStoreMetrics();
     storeMetrics = stores;
-    try {
-      metricsServer = await startMetricsServer({
-        registry,
-        render: () => `${metrics.render()}\n${stores.render()}`,
-        port: options.metricsPort,
-        ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
-      });
-    } catch (error) {
-      await tracing?.shutdown();
-      throw error;
+    const registered = registry;
+    const collect = async (): Promise<string> => `${await registered.metrics()}\n${metrics.render()}\n${stores.render()}`;
+    if (options.metricsPort === undefined) {
+      stopAnswering = answerClusterScrapes(collect);
+    } else {
+      try {
+        metricsServer = await startMetricsServer({
+          collect,
+          port: options.metricsPort,
+          ...(options.metricsHost === undefined ? {} : { host: options.metricsHost }),
+        });
+      } catch (error) {
+        await tracing?.shutdown();
+        throw error;
+      }
     }
     serverInterceptors.push(metrics.serverInterceptor);
     clientInterceptors.push(metrics.clientInterceptor);
@@ -99,6 +113,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     metricsPort: metricsServer?.port,
     tracing: tracing?.describe,
     async close() {
+      stopAnswering?.();
       await Promise.all([tracing?.shutdown(), metricsServer?.close()]);
     },
   };
