@@ -49,6 +49,8 @@ import { stallMeter } from "../support/stall-meter.js";
  * machine's two shared cores, and leaves room for the other work on them.
  */
 const RATE = Number(process.env.SWITCHYARD_FAULT_RATE ?? 300);
+/** The servers' engine (`--engine`); unset, serve's default. Set SWITCHYARD_FAULT_ENGINE=grpc-js to run the suite on the other one. */
+const ENGINE = process.env.SWITCHYARD_FAULT_ENGINE === undefined ? [] : ["--engine", process.env.SWITCHYARD_FAULT_ENGINE];
 /** The load's deadline per call: generous, so that a busy machine's stalls are not counted as failures. */
 const CALL_TIMEOUT_MS = 5_000;
 /** The load's deadline in the partition scenario: a call stuck on the cut-off replica fails after it. */
@@ -141,7 +143,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const orderDatabase = await databaseForHosts(cleanup, network, schema.url);
     await compiling;
 
-    const registry = ["--registry", etcd.url];
+    const registry = ["--registry", etcd.url, ...ENGINE];
     const user = async (host: Host, ttl: number): Promise<ServerOnHost> =>
       serveOn(
         host,
@@ -187,7 +189,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       order(orderAHost),
       order(orderBHost),
       startSlowUser(),
-      serveOn(slowOrderHost, ["--services", "order", "--user-service", `${slowUserHost.ip}:${SERVE_PORT}`, "--data-dir", slowOrderDataDir]),
+      serveOn(slowOrderHost, ["--services", "order", "--user-service", `${slowUserHost.ip}:${SERVE_PORT}`, "--data-dir", slowOrderDataDir, ...ENGINE]),
     ]);
     databaseVia = orderDatabase.via;
     for (const replica of [orderA, orderB]) watchEjections(replica);
@@ -292,6 +294,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       skipped: load.skipped,
       restarts,
       postgres: databaseVia,
+      engine: process.env.SWITCHYARD_FAULT_ENGINE ?? "serve's default",
       problems: summary.failed > 0 ? problemsSince(servers(), began) : [],
     });
     assert.equal(load.skipped, 0);
