@@ -347,3 +347,17 @@ export function cpuSeconds(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Milliseconds a process's main thread (a Node process's event loop) has
+ * spent runnable but waiting for a CPU, from /proc/<pid>/schedstat; undefined
+ * when it is gone. On a busy machine, the time it could not act however fast it is.
+ */
+export function runQueueWaitMs(pid: number): number | undefined {
+  try {
+    const [, waitingNs] = fs.readFileSync(`/proc/${pid}/schedstat`, "utf8").trim().split(/\s+/);
+    return Number(waitingNs) / 1e6;
+  } catch {
+    return undefined;
+  }
+}
