@@ -3,7 +3,7 @@
 // CreateOrder calls goes through OrderService while replicas are restarted,
 // killed, cut off, and etcd is stopped. Every call's outcome is counted.
 //
-//   root namespace (this process): the load, a forwarder to PostgreSQL
+//   root namespace (this process): the load (the hosts reach PostgreSQL through its Unix socket)
 //   etcd ─ user-a (TTL 3 s) ─ user-b (TTL 12 s) ─ order-a ─ order-b     (OrderService: etcd:///user-service, shared PostgreSQL schema)
 //   slow-user ─ slow-order                                               (the deadline scenario)
 //
