@@ -7,6 +7,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type TextMapGetter,
   type TextMapSetter,
   type Tracer,
@@ -17,9 +18,9 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
   BasicTracerProvider,
   BatchSpanProcessor,
+  AlwaysOnSampler,
   ParentBasedSampler,
   type SpanExporter,
-  TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { AttemptEnded, CallAttempt, CallAttemptObserver } from "../client/call-attempt-observer.js";
@@ -30,6 +31,7 @@ import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { toCallerError } from "../server/escaped-error.js";
+import { newTraceId, parseTraceParent, unsampledTraceParent } from "./trace-parent.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
 
 /** Options for createTracing. */
@@ -100,7 +102,9 @@ export function createTracing(options: TracingOptions): Tracing {
   }
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName ?? "switchyard" }),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+    // The ratio is applied by the interceptors, which hand the SDK only the
+    // calls to record (see trace-parent.ts): what reaches it is always kept.
+    sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
     // A collector that does not answer holds up shutdown by at most this long.
     spanProcessors: [new BatchSpanProcessor(exporter, { exportTimeoutMillis: 10_000 })],
   });
@@ -108,8 +112,8 @@ export function createTracing(options: TracingOptions): Tracing {
   const calls: ClientCallsInFlight = new Map();
   return {
     tracer,
-    serverInterceptor: serverTracingInterceptor(tracer),
-    clientInterceptor: clientTracingInterceptor(tracer, calls),
+    serverInterceptor: serverTracingInterceptor(tracer, ratio),
+    clientInterceptor: clientTracingInterceptor(tracer, ratio, calls),
     attemptObserver: attemptTracingObserver(tracer, calls),
     describe: `${describe}, sampling ${ratio}`,
     forceFlush: () => provider.forceFlush(),
@@ -155,13 +159,25 @@ function endSpan(span: Span, code: Code, message: string | undefined, isError: b
 }
 
 /**
- * A SERVER span per call, child of the caller's W3C `traceparent`. The
- * handler's context carries the span (CallContext.traceParent), so that its
- * outbound calls and log lines join the trace.
+ * A SERVER span per call, child of the caller's W3C `traceparent`, recorded
+ * when the caller's trace is sampled, or for a new trace with probability
+ * `ratio`. The handler's context carries the span (CallContext.traceParent),
+ * so that its outbound calls and log lines join the trace; an unsampled one
+ * is passed on as a header alone, without the SDK.
  */
-export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
+export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerInterceptor {
   return (call, next) => {
-    const parent = propagator.extract(otelContext.active(), call.context.metadata, metadataGetter);
+    const metadata = call.context.metadata;
+    const caller = parseTraceParent(metadata["traceparent"]);
+    if (!(caller?.sampled ?? Math.random() < ratio)) {
+      const traceState = metadata["tracestate"];
+      const context = deriveCallContext(call.context, {
+        traceParent: unsampledTraceParent(caller?.traceId ?? newTraceId()),
+        traceState: typeof traceState === "string" ? traceState : undefined,
+      });
+      return next({ ...call, context });
+    }
+    const parent = propagator.extract(otelContext.active(), metadata, metadataGetter);
     const span = tracer.startSpan(
       `${call.service}/${call.method}`,
       { kind: SpanKind.SERVER, attributes: rpcAttributes(call.service, call.method) },
@@ -173,7 +189,13 @@ export function serverTracingInterceptor(tracer: Tracer): ServerInterceptor {
     const context = deriveCallContext(call.context, { traceParent: carried.traceparent, traceState: carried.tracestate });
     return next({ ...call, context }).then(
       (response) => {
-        endSpan(span, Code.OK, undefined, false);
+        // A handler that ignored its signal and answered after the deadline:
+        // the engine has already told the caller DEADLINE_EXCEEDED, and so does the span.
+        if (call.context.deadline !== undefined && Date.now() >= call.context.deadline) {
+          endSpan(span, Code.DEADLINE_EXCEEDED, "answered after the deadline; the caller was told DEADLINE_EXCEEDED", true);
+        } else {
+          endSpan(span, Code.OK, undefined, false);
+        }
         return response;
       },
       (error: unknown) => {
@@ -208,20 +230,32 @@ export type ClientCallsInFlight = Map<string, { readonly span: Span; readonly na
 
 /**
  * A CLIENT span per outbound call, child of its parent call's span (or of the
- * active span when it has no parent), sent on as `traceparent`. With `calls`, a recorded span is listed there while the call
- * is in flight, for attemptTracingObserver.
+ * active span when it has no parent; a new trace, recorded with probability
+ * `ratio`, when there is none), sent on as `traceparent`. An unsampled trace
+ * is passed on as a header alone. With `calls`, a recorded span is listed
+ * there while the call is in flight, for attemptTracingObserver.
  */
-export function clientTracingInterceptor(tracer: Tracer, calls?: ClientCallsInFlight): ClientInterceptor {
+export function clientTracingInterceptor(tracer: Tracer, ratio: number, calls?: ClientCallsInFlight): ClientInterceptor {
   return (call, next) => {
+    const inherited = call.parent?.traceParent === undefined ? undefined : parseTraceParent(call.parent.traceParent);
+    const active = inherited === undefined ? trace.getSpanContext(otelContext.active()) : undefined;
+    const sampled = inherited?.sampled ?? (active === undefined ? Math.random() < ratio : (active.traceFlags & TraceFlags.SAMPLED) !== 0);
+    if (!sampled) {
+      const metadata: Record<string, string | Uint8Array> = {
+        ...call.options.metadata,
+        traceparent: unsampledTraceParent(inherited?.traceId ?? active?.traceId ?? newTraceId()),
+      };
+      if (call.parent?.traceState !== undefined) metadata["tracestate"] = call.parent.traceState;
+      return next({ ...call, options: withMetadata(call.options, metadata) });
+    }
     const parent = traceContextOf(call.parent);
     const name = `${call.service.fullName}/${call.method.name}`;
     const attributes = rpcAttributes(call.service.fullName, call.method.name);
     const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
     const listedAs = calls !== undefined && span.isRecording() ? span.spanContext().spanId : undefined;
     if (listedAs !== undefined) calls?.set(listedAs, { span, name, attributes });
-    const active = trace.setSpan(parent, span);
     const metadata: Record<string, string | Uint8Array> = { ...call.options.metadata };
-    propagator.inject(active, metadata, metadataSetter);
+    propagator.inject(trace.setSpan(parent, span), metadata, metadataSetter);
     return next({ ...call, options: withMetadata(call.options, metadata) }).then(
       (response) => {
         if (listedAs !== undefined) calls?.delete(listedAs);
