@@ -79,6 +79,8 @@ const USER_A_TTL_S = 3;
 const USER_B_TTL_S = 12;
 /** OrderService's registry TTL. */
 const ORDER_TTL_S = 3;
+/** How long the load runs before the first scenario, to take the servers past their cold start. */
+const WARM_UP_MS = 3_000;
 const SLOW_USER_SERVICE = fileURLToPath(new URL("./fixtures/slow-user-service.ts", import.meta.url));
 
 const unavailable = await netnsUnavailable();
@@ -206,8 +208,14 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const transport = createGrpcTransport({ target: `static:///${orderA.address},${orderB.address}`, services: [OrderServiceDefinition] });
     cleanup.after(() => transport.close());
     orders = createClient(OrderServiceDefinition, transport, { defaultTimeoutMs: CALL_TIMEOUT_MS });
-    // Warm up: every channel connected, both OrderService replicas reached.
+    // Warm up: every channel connected, both OrderService replicas reached…
     for (let i = 0; i < 20; i++) await orders.createOrder({ orderId: `warm-${i}`, userId: "u-1" });
+    // …and every process past its cold start at the load's rate, so that no
+    // scenario depends on running after others: scenario 7 run first on cold
+    // servers failed (its 2 s deadline within their first seconds of load).
+    const warmUp = startLoad((id) => orders.createOrder({ orderId: id, userId: "u-1" }), { rate: RATE, prefix: "warm-load" });
+    await sleep(WARM_UP_MS);
+    await warmUp.stop();
   });
   after(() => cleanup.run());
 
@@ -692,7 +700,8 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const ejectedAt = Math.max(...ejectedBy.map((replica) => events.find((e) => e.replica === replica && e.event === "eject")?.at ?? Number.NaN));
     const failures = load.records.filter((r) => r.code !== 0);
     const summary = summarize(load.records);
-    const okInPartition = load.records.filter((r) => r.code === 0 && r.endedAt >= downAt && r.endedAt < upAt).length;
+    // Started once user-b was cut off (so their GetUser could go nowhere else) and answered before its link came back.
+    const okInPartition = load.records.filter((r) => r.code === 0 && r.startedAt >= downAt && r.endedAt < upAt).length;
     const movedCalls = load.between(ejectedAt, upAt);
     report(t, "7 partition", {
       ...summary,
@@ -703,7 +712,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       ejectionEvents: events.map((e) => ({ ...e, at: e.at - downAt })),
       keyKeptDuringPartition: keptKey,
       failedStartedAfterEjection: failures.filter((r) => r.startedAt > ejectedAt).length,
-      okCallsEndedInPartition: okInPartition,
+      okCallsWithinPartition: okInPartition,
       getUserOkOnUserAInPartition: userAOkInPartition,
       callsStartedBetweenEjectionAndLinkUp: movedCalls.length,
       lastFailureStartedAfterMs: failures.length === 0 ? null : Math.max(...failures.map((r) => r.startedAt)) - downAt,
@@ -722,7 +731,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.equal(failures.filter((r) => r.startedAt > ejectedAt).length, 0, "no call started after the ejection fails");
     // Traffic moved: while user-b was cut off, user-a answered the GetUser of every call that succeeded.
     assert.ok(movedCalls.length > 0 && movedCalls.every((r) => r.code === 0), "calls between the ejection and the link's return succeed");
-    assert.ok(userAOkInPartition >= okInPartition * 0.95, `user-a answered ${userAOkInPartition} GetUser for ${okInPartition} successful calls`);
+    assert.ok(userAOkInPartition >= okInPartition, `user-a answered ${userAOkInPartition} GetUser for ${okInPartition} successful calls`);
     assert.ok(summary.failed / summary.calls < 0.25, `${summary.failed} of ${summary.calls} failed`);
     assert.ok(unejectedAt !== undefined, "user-b returned to rotation after its link came back");
     assert.ok(servedAfterReturn > 0, "user-b serves the load again");
