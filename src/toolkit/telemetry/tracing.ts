@@ -170,10 +170,12 @@ export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerI
     const metadata = call.context.metadata;
     const caller = parseTraceParent(metadata["traceparent"]);
     if (!(caller?.sampled ?? Math.random() < ratio)) {
+      // Not recorded: the caller's traceparent goes on as it came (W3C lets a
+      // participant that records nothing pass it through), or a new one.
       const traceState = metadata["tracestate"];
       const context = deriveCallContext(call.context, {
-        traceParent: unsampledTraceParent(caller?.traceId ?? newTraceId()),
-        traceState: typeof traceState === "string" ? traceState : undefined,
+        traceParent: caller === undefined ? unsampledTraceParent(newTraceId()) : (metadata["traceparent"] as string),
+        traceState: caller !== undefined && typeof traceState === "string" ? traceState : undefined,
       });
       return next({ ...call, context });
     }
@@ -243,7 +245,8 @@ export function clientTracingInterceptor(tracer: Tracer, ratio: number, calls?: 
     if (!sampled) {
       const metadata: Record<string, string | Uint8Array> = {
         ...call.options.metadata,
-        traceparent: unsampledTraceParent(inherited?.traceId ?? active?.traceId ?? newTraceId()),
+        traceparent:
+          inherited !== undefined ? (call.parent?.traceParent as string) : unsampledTraceParent(active?.traceId ?? newTraceId()),
       };
       if (call.parent?.traceState !== undefined) metadata["tracestate"] = call.parent.traceState;
       return next({ ...call, options: withMetadata(call.options, metadata) });
