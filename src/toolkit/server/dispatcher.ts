@@ -2,10 +2,10 @@ import type { CallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
 import { RpcError } from "../rpc/rpc-error.js";
-import type { Logger } from "../log/logger.js";
+import { type Logger, traceFieldsOf } from "../log/logger.js";
 import { isUnexpected, toCallerError } from "./escaped-error.js";
 import { chainInterceptors, type ServerCall, type ServerInterceptor } from "./server-interceptor.js";
-import type { ServiceRegistration } from "./service-registration.js";
+import type { ServiceRegistration, UnaryHandler } from "./service-registration.js";
 
 /** One servable method, found by its path. */
 export interface Route {
@@ -46,15 +46,38 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const chains = new Map<Route, (call: ServerCall) => Promise<unknown>>();
   const services: ServiceRegistration[] = [];
 
-  const fail = (error: unknown, route: Route): never => {
+  // An unexpected failure is logged where the handler's own context is at
+  // hand, so that the line carries the call's trace; one an interceptor
+  // raised is logged on the way out. Never twice.
+  const logged = new WeakSet<object>();
+  const logUnexpected = (error: unknown, route: Route, context: CallContext | undefined): void => {
     const callerError = toCallerError(error);
-    if (isUnexpected(callerError)) {
-      options.logger.error(
-        { err: callerError.cause ?? callerError, method: `${route.service.fullName}/${route.method.name}` },
-        "call failed unexpectedly",
-      );
+    if (!isUnexpected(callerError) || (typeof error === "object" && error !== null && logged.has(error))) return;
+    if (typeof error === "object" && error !== null) logged.add(error);
+    options.logger.error(
+      {
+        err: callerError.cause ?? callerError,
+        method: `${route.service.fullName}/${route.method.name}`,
+        ...traceFieldsOf(context?.traceParent),
+      },
+      "call failed unexpectedly",
+    );
+  };
+  const fail = (error: unknown, route: Route): never => {
+    logUnexpected(error, route, undefined);
+    throw toCallerError(error);
+  };
+  const runHandler = (route: Route, handler: UnaryHandler<unknown, unknown>, call: ServerCall): Promise<unknown> => {
+    let result: Promise<unknown>;
+    try {
+      result = handler(call.request, call.context);
+    } catch (error) {
+      result = Promise.reject(error);
     }
-    throw callerError;
+    return result.catch((error: unknown) => {
+      logUnexpected(error, route, call.context);
+      throw error;
+    });
   };
 
   const dispatcher: Dispatcher = {
@@ -67,7 +90,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         if (handler === undefined) throw new Error(`${definition.fullName}: no handler for ${method.name}`);
         const route: Route = { service: definition, method };
         routes.set(`/${definition.fullName}/${method.name}`, route);
-        chains.set(route, chainInterceptors(interceptors, (call) => handler(call.request, call.context)));
+        chains.set(route, chainInterceptors(interceptors, (call) => runHandler(route, handler, call)));
       }
       services.push(registration);
     },

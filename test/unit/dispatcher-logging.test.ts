@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
+import { describe, it } from "node:test";
+import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
+import { createLogger } from "../../src/toolkit/log/logger.js";
+import type { CallContext } from "../../src/toolkit/rpc/call-context.js";
+import { Code } from "../../src/toolkit/rpc/code.js";
+import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
+import { createDispatcher } from "../../src/toolkit/server/dispatcher.js";
+import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
+import { defineService } from "../../src/toolkit/server/service-registration.js";
+import { createTracing } from "../../src/toolkit/telemetry/tracing.js";
+
+/** JSON log lines written so far, once the logger's stream has passed them on. */
+function capturing() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new PassThrough();
+  stream.on("data", (chunk: Buffer) => {
+    for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text) as Record<string, unknown>);
+  });
+  return { logger: createLogger({ level: "error", destination: stream }), lines };
+}
+
+function context(traceparent?: string): CallContext {
+  return {
+    method: "/service.UserService/GetUser",
+    deadline: undefined,
+    signal: new AbortController().signal,
+    metadata: traceparent === undefined ? {} : { traceparent },
+    peer: "test",
+  };
+}
+
+function dispatcherWith(interceptors: ServerInterceptor[], failure: Error) {
+  const log = capturing();
+  const dispatcher = createDispatcher({ logger: log.logger, interceptors });
+  dispatcher.add(
+    defineService(UserServiceDefinition, {
+      getUser: async () => {
+        throw failure;
+      },
+      createUser: async () => ({ name: "", email: "", userId: "" }),
+    }),
+  );
+  const route = dispatcher.route("/service.UserService/GetUser");
+  assert.ok(route);
+  return { dispatcher, route, lines: log.lines };
+}
+
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("the dispatcher's log of unexpected failures", () => {
+  it("logs a handler's bug once, with the call's trace and span ids, and answers INTERNAL", async () => {
+    const tracing = createTracing({ exporter: { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} } });
+    const { dispatcher, route, lines } = dispatcherWith([tracing.serverInterceptor], new Error("a bug"));
+    const traceId = "0af7651916cd43dd8448eb211c80319c";
+    await assert.rejects(dispatcher.invoke(route, { userId: "u1" }, context(`00-${traceId}-b7ad6b7169203331-01`)), (error: RpcError) => error.code === Code.INTERNAL);
+    await flush();
+    const failures = lines.filter((line) => line["msg"] === "call failed unexpectedly");
+    assert.equal(failures.length, 1);
+    assert.equal(failures[0]?.["trace_id"], traceId);
+    assert.match(String(failures[0]?.["span_id"]), /^[0-9a-f]{16}$/);
+    assert.notEqual(failures[0]?.["span_id"], "b7ad6b7169203331", "the server span's id, not the caller's");
+    await tracing.shutdown();
+  });
+
+  it("logs a failure an interceptor raised, and none for an expected status", async () => {
+    const broken: ServerInterceptor = () => Promise.reject(new TypeError("interceptor bug"));
+    const first = dispatcherWith([broken], new Error("unused"));
+    await assert.rejects(first.dispatcher.invoke(first.route, { userId: "u1" }, context()));
+    const expected = dispatcherWith([], new RpcError(Code.NOT_FOUND, "no such user"));
+    await assert.rejects(expected.dispatcher.invoke(expected.route, { userId: "u1" }, context()));
+    await flush();
+    assert.equal(first.lines.filter((line) => line["msg"] === "call failed unexpectedly").length, 1);
+    assert.equal(expected.lines.length, 0);
+  });
+});
