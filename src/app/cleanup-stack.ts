@@ -33,8 +33,7 @@ export interface CleanupStack {
    * called in the order pushed and awaited together. A closer that fails
    * does not stop the others (a registry that cannot be reached must not keep
    * the server from draining or the stores from closing): once every stage
-   * has run, the first failure is thrown. It keeps the closers: unwinding
-   * again runs them again, as a second close() always has.
+   * has run, the failure is thrown (several together, as an AggregateError).
    */
   unwind(): Promise<void>;
 }
@@ -53,7 +52,8 @@ export function createCleanupStack(): CleanupStack {
         const settled = await Promise.allSettled(closers.map(async (entry) => entry.close()));
         for (const result of settled) if (result.status === "rejected") failures.push(result.reason);
       }
-      if (failures.length > 0) throw failures[0];
+      if (failures.length === 1) throw failures[0];
+      if (failures.length > 1) throw new AggregateError(failures, "several resources could not be closed");
     },
   };
 }

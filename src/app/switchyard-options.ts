@@ -92,9 +92,9 @@ export interface SwitchyardOptions {
    * call is answered at once with RESOURCE_EXHAUSTED (load shedding). Default 1000.
    */
   readonly maxConcurrentCalls?: number;
-  /** Concurrent calls (HTTP/2 streams) per connection, grpc-js engine. Default 100. */
+  /** Concurrent calls (HTTP/2 streams) per connection. Default 100. */
   readonly maxConcurrentStreams?: number;
-  /** Largest request metadata (headers) accepted, in bytes, grpc-js engine. Default 16 KiB. */
+  /** Largest request metadata (headers) accepted, in bytes. Default 16 KiB. */
   readonly maxMetadataBytes?: number;
   /** Where the server, certificate reloads, registration and store errors log. */
   readonly logger: Logger;

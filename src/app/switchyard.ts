@@ -111,10 +111,19 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
       tracing: telemetry.tracing,
       registrations,
       auth: verifier ? `bearer tokens (${verifier.description})` : "off",
-      close: () => cleanup.unwind(),
+      close: once(() => cleanup.unwind()),
     };
   } catch (error) {
-    await cleanup.unwind();
+    // What failed the start is what the caller must hear, not a clean-up failure after it.
+    await cleanup.unwind().catch((cleanupError: unknown) =>
+      options.logger.warn({ err: cleanupError }, "could not release everything after a failed start"),
+    );
     throw error;
   }
+}
+
+/** `fn` run at most once: a second close() waits for the first instead of closing everything again. */
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= fn());
 }

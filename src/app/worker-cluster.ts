@@ -36,9 +36,10 @@ export interface WorkerCluster {
  * Runs `workers` copies of this program (node:cluster, same argv) that share
  * its listening port: the primary accepts connections and hands them to the
  * workers in turn, so one instance uses every core, for the price of one
- * process per core. A worker that dies after it started is replaced; one
- * that dies before it listens stops the cluster (a wrong flag or a busy port
- * would only die again). Workers must call `reportReady` once listening and
+ * process per core. A worker that dies after the cluster started is
+ * replaced, with a growing delay while replacements keep dying; one that
+ * dies before the cluster first listens stops it (a wrong flag or a busy
+ * port would only die again). Workers must call `reportReady` once listening and
  * `onStopRequest` to drain on the primary's request.
  */
 export function runWorkerCluster(options: WorkerClusterOptions): WorkerCluster {
@@ -56,6 +57,8 @@ export function runWorkerCluster(options: WorkerClusterOptions): WorkerCluster {
     rejectReady = reject;
   });
   let started = false;
+  /** Replacements in a row that died before they listened. */
+  let failures = 0;
 
   const fork = (): void => {
     const worker = cluster.fork();
@@ -70,25 +73,31 @@ export function runWorkerCluster(options: WorkerClusterOptions): WorkerCluster {
     worker.on("exit", (code, signal) => {
       const wasReady = ready.delete(worker);
       if (stopping !== undefined) return;
-      if (!started || !wasReady) {
-        const error = new Error(`worker ${worker.id} exited before it listened (${signal ?? `code ${code}`})`);
-        rejectReady(error);
+      if (!started) {
+        rejectReady(new Error(`worker ${worker.id} exited before it listened (${signal ?? `code ${code}`})`));
         void stop();
         return;
       }
-      options.logger.error({ worker: worker.id, code, signal }, "worker died; starting a new one");
-      setTimeout(() => stopping ?? fork(), restartDelayMs).unref();
+      // After the start, a worker that dies (even a replacement that could not
+      // start, say while a database restarts) is replaced, each time a little later.
+      failures = wasReady ? 0 : failures + 1;
+      const delayMs = Math.min(restartDelayMs * 2 ** failures, 30_000);
+      options.logger.error({ worker: worker.id, code, signal, restartInMs: delayMs }, "worker died; starting a new one");
+      // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
+      setTimeout(() => stopping ?? fork(), delayMs);
     });
   };
 
   const stop = (): Promise<void> => {
     stopping ??= new Promise<void>((resolve) => {
-      const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+      const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && !worker.isDead());
       if (workers.length === 0) return resolve();
       let left = workers.length;
       const timer = setTimeout(() => {
         options.logger.warn({ stopTimeoutMs: options.stopTimeoutMs }, "workers still running after the stop timeout; killing them");
         for (const worker of workers) worker.process.kill("SIGKILL");
+        // SIGKILL cannot be refused: do not wait on exit events that may already have passed.
+        setTimeout(resolve, 1_000).unref();
       }, options.stopTimeoutMs);
       for (const worker of workers) {
         worker.once("exit", () => {

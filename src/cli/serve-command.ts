@@ -189,7 +189,13 @@ export function addServeCommand(program: Command): void {
 /** The primary of `serve --workers N`: starts the workers, then stops them on SIGTERM or SIGINT. */
 async function superviseWorkers(flags: ServeFlags, logger: Logger): Promise<void> {
   const workers = runWorkerCluster({ workers: flags.workers, logger, stopTimeoutMs: flags.drainTimeout + 5_000 });
+  let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, "second signal: exiting without waiting for the workers");
+      process.exit(1);
+    }
+    stopping = true;
     logger.info({ signal }, "stopping the workers");
     void workers.stop().then(() => process.exit(0));
   };

@@ -12,8 +12,13 @@ describe("trace parents", () => {
     assert.equal(parseTraceParent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")?.sampled, false);
   });
 
+  it("read a later version as version 00, as W3C asks", () => {
+    assert.equal(parseTraceParent("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-more")?.sampled, true);
+    assert.equal(parseTraceParent("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), undefined);
+  });
+
   it("reject what would not continue a trace: malformed, all-zero ids, other versions, non-strings", () => {
-    for (const bad of ["", "00-zz-not-a-trace", `00-${"0".repeat(32)}-b7ad6b7169203331-01`, `00-0af7651916cd43dd8448eb211c80319c-${"0".repeat(16)}-01`, "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", undefined, new Uint8Array(2)]) {
+    for (const bad of ["", "00-zz-not-a-trace", `00-${"0".repeat(32)}-b7ad6b7169203331-01`, `00-0af7651916cd43dd8448eb211c80319c-${"0".repeat(16)}-01`, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-x", undefined, new Uint8Array(2)]) {
       assert.equal(parseTraceParent(bad), undefined, String(bad));
     }
   });

@@ -7,6 +7,9 @@ import type { MethodDefinition } from "../rpc/definition.js";
 import type { Dispatcher, Route } from "../server/dispatcher.js";
 import type { Transport } from "./transport.js";
 
+/** Largest delay setTimeout takes; a later deadline would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /**
  * Calls services hosted in this same process without a socket, HTTP/2 stream
  * or serialization, through the server's own dispatcher: interceptors,
@@ -30,9 +33,10 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
         routes.set(method as MethodDefinition<unknown, unknown>, known);
       }
       const { path, route } = known;
+      const callerSignal = options.signal;
+      if (callerSignal?.aborted) return Promise.reject(cancelled(path));
       return new Promise<never>((resolve, reject) => {
         let settled = false;
-        let callerSignal: AbortSignal | undefined;
         const settle = (): void => {
           settled = true;
           clearTimeout(timer);
@@ -51,17 +55,9 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
           callee.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
           reject(cancelled(path));
         };
-        // Followed once the callee reads its own signal: a callee that never
-        // does could not stop early anyway, and its caller's wait still ends
-        // at the deadline.
-        const followCaller = (): void => {
-          if (settled) return;
-          callerSignal = options.signal;
-          if (callerSignal?.aborted) onCallerAbort();
-          else callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
-        };
-        const callee = new InProcessCallContext(path, options.deadline, options.metadata ?? {}, followCaller);
-        const timer = setTimeout(onExpired, options.deadline - Date.now());
+        callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+        const callee = new InProcessCallContext(path, options.deadline, options.metadata ?? {});
+        const timer = setTimeout(onExpired, Math.min(MAX_TIMER_MS, Math.max(0, options.deadline - Date.now())));
         dispatcher.invoke(route, request, callee).then(
           (response) => {
             if (settled) return;
@@ -92,8 +88,7 @@ function cancelled(path: string): ClientError {
 
 /**
  * The callee's context. Its signal is made on first use: most handlers never
- * read it, and an AbortController with a listener on the caller's signal
- * costs more than the rest of the call. A class, not an object literal with
+ * read it, and an AbortController costs more than the rest of the call. A class, not an object literal with
  * a getter, which V8 builds ten times slower.
  */
 class InProcessCallContext implements CallContext {
@@ -105,15 +100,12 @@ class InProcessCallContext implements CallContext {
     readonly method: string,
     readonly deadline: number,
     readonly metadata: Metadata,
-    /** Called when the signal is first made, to start following the caller's cancellation. */
-    private readonly onSignalMade: () => void,
   ) {}
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
       if (this.reason !== undefined) this.controller.abort(this.reason);
-      else this.onSignalMade();
     }
     return this.controller.signal;
   }

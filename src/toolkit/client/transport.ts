@@ -5,11 +5,7 @@ import type { Metadata } from "../rpc/metadata.js";
 export interface TransportCallOptions {
   /** Absolute deadline in epoch milliseconds. Every outbound call has one. */
   readonly deadline: number;
-  /**
-   * Cancels the call: the peer sees the cancellation. Reading it may make an
-   * AbortController (the parent call's): a transport that can do without it
-   * until the callee asks (in process) reads it late.
-   */
+  /** Cancels the call: the peer sees the cancellation. */
   readonly signal: AbortSignal | undefined;
   readonly metadata: Metadata | undefined;
 }
@@ -30,26 +26,7 @@ export interface Transport {
   close(): void;
 }
 
-/**
- * `options` with other metadata, for client interceptors that add to it
- * (tracing, bearer tokens). Use it rather than an object spread: the signal
- * is a getter that a spread would lose, or work out before it is needed.
- */
+/** `options` with other metadata, for client interceptors that add to it (tracing, bearer tokens). */
 export function withMetadata(options: TransportCallOptions, metadata: Metadata): TransportCallOptions {
-  return new OptionsWithMetadata(options, metadata);
-}
-
-class OptionsWithMetadata implements TransportCallOptions {
-  readonly deadline: number;
-
-  constructor(
-    private readonly base: TransportCallOptions,
-    readonly metadata: Metadata,
-  ) {
-    this.deadline = base.deadline;
-  }
-
-  get signal(): AbortSignal | undefined {
-    return this.base.signal;
-  }
+  return { deadline: options.deadline, signal: options.signal, metadata };
 }

@@ -109,6 +109,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
               abort(error);
               answer(error);
             }, capMs);
+            // A caller that gives up first leaves nothing to answer: no timer to keep.
+            call.once("cancelled", () => clearTimeout(timer));
           }
           dispatcher.invoke(route, request, context).then(
             (response) => answer(undefined, response),

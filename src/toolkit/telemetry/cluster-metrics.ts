@@ -1,6 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { randomUUID } from "node:crypto";
 import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
+import { escapeLabelValue } from "./prometheus-text.js";
 
 // prom-client's AggregatorRegistry sums its own registries across workers,
 // but the RPC and store metrics here render their own text; so each worker
@@ -117,7 +118,7 @@ export function mergeExpositions(parts: readonly { readonly worker: string; read
 
 /** `name{a="1"} 2` → `name{worker="w",a="1"} 2`; `name 2` → `name{worker="w"} 2`. */
 function withLabel(sample: string, label: string, value: string): string {
-  const pair = `${label}="${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  const pair = `${label}="${escapeLabelValue(value)}"`;
   const brace = sample.indexOf("{");
   const space = sample.indexOf(" ");
   if (brace !== -1 && (space === -1 || brace < space)) {

@@ -10,7 +10,7 @@ import type { Tracing, TracingOptions } from "./tracing.js";
 export interface TelemetryOptions {
   /** OTLP/HTTP endpoint for traces; no tracing without it (or `spanExporter`). */
   readonly otlpEndpoint?: string;
-  /** Fraction of new traces recorded (ParentBased(TraceIdRatio)). Default 1. */
+  /** Fraction of new traces recorded; a caller's decision is followed. Default 1. */
   readonly traceSampleRatio?: number;
   /** Exports spans here instead of OTLP. */
   readonly spanExporter?: TracingOptions["exporter"];

@@ -16,7 +16,11 @@ export interface TraceParent {
 /** Parses a `traceparent` header; undefined when absent, malformed or all zeros (then a new trace starts). */
 export function parseTraceParent(value: unknown): TraceParent | undefined {
   // By hand rather than with a regular expression: this runs for every call.
-  if (typeof value !== "string" || value.length !== 55 || !value.startsWith("00-")) return undefined;
+  // A later version is read as version 00 when it starts the same way (W3C); ff is invalid.
+  if (typeof value !== "string" || value.length < 55 || value.charCodeAt(2) !== 45 /* - */) return undefined;
+  const version = value.slice(0, 2);
+  if (version === "ff" || (version === "00" ? value.length !== 55 : value.length > 55 && value.charCodeAt(55) !== 45)) return undefined;
+  if (!/^[0-9a-f]{2}$/.test(version)) return undefined;
   if (value.charCodeAt(35) !== 45 /* - */ || value.charCodeAt(52) !== 45) return undefined;
   let traceZero = true;
   let spanZero = true;
@@ -30,7 +34,7 @@ export function parseTraceParent(value: unknown): TraceParent | undefined {
     }
   }
   if (traceZero || spanZero) return undefined;
-  const flags = Number.parseInt(value.slice(53), 16);
+  const flags = Number.parseInt(value.slice(53, 55), 16);
   return { traceId: value.slice(3, 35), spanId: value.slice(36, 52), sampled: (flags & 1) === 1 };
 }
 

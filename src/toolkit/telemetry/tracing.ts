@@ -83,8 +83,9 @@ export function tracesUrl(endpoint: string): string {
 
 /**
  * Sets up a tracer provider of its own (not the global one, so that two
- * servers in one process keep apart) exporting in batches, sampled
- * ParentBased(TraceIdRatio). The span a call is served in travels in its
+ * servers in one process keep apart) exporting in batches. New traces are
+ * recorded with probability `sampleRatio`, a caller's decision is followed
+ * (the interceptors decide, see trace-parent.ts). The span a call is served in travels in its
  * CallContext (traceParent), not in an OpenTelemetry context manager: on
  * Node 20 the AsyncLocalStorage one turns on async hooks for every promise,
  * which alone would cost more than the whole tracing budget.
