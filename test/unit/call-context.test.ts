@@ -42,6 +42,17 @@ describe("deriveCallContext", () => {
     assert.deepEqual(made, { signal: 1, metadata: 0 });
   });
 
+  it("tells why the original call was aborted, without making a signal", () => {
+    const { context, made } = lazyContext();
+    let reason: unknown;
+    const original: CallContext = Object.defineProperty(context, "abortReason", { get: () => reason });
+    const derived = deriveCallContext(original, { traceParent: "00-a-b-01" });
+    assert.equal(derived.abortReason, undefined);
+    reason = new Error("the caller cancelled the call");
+    assert.equal(derived.abortReason, reason);
+    assert.equal(made.signal, 0);
+  });
+
   it("can set a member back to undefined", () => {
     const { context } = lazyContext();
     const withTrace = deriveCallContext(context, { traceParent: "00-a-b-01" });

@@ -110,6 +110,10 @@ class InProcessCallContext implements CallContext {
     return this.controller.signal;
   }
 
+  get abortReason(): unknown {
+    return this.reason;
+  }
+
   /** The call ended for the caller (deadline, cancellation): the handler should stop. */
   abort(reason: RpcError): void {
     this.reason ??= reason;

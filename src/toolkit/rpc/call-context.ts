@@ -41,6 +41,13 @@ export interface CallContext {
   readonly traceParent?: string;
   /** The W3C `tracestate` that goes with traceParent. */
   readonly traceState?: string;
+  /**
+   * Why the call ended for its caller (cancelled, past its deadline, the
+   * server shutting down) while the handler still runs; undefined until then.
+   * Reading it makes no AbortController, unlike `signal.reason`. Engines set
+   * it; a context made by hand may leave it out.
+   */
+  readonly abortReason?: unknown;
 }
 
 /** An authenticated caller, as an access policy sees it. */
@@ -104,5 +111,9 @@ class DerivedCallContext implements CallContext {
 
   get metadata(): Metadata {
     return this.changes.metadata ?? this.base.metadata;
+  }
+
+  get abortReason(): unknown {
+    return this.base.abortReason;
   }
 }

@@ -186,6 +186,9 @@ function callContextOf(
       metadata ??= call.metadata.getMap();
       return metadata;
     },
+    get abortReason(): unknown {
+      return controller.signal.aborted ? controller.signal.reason : undefined;
+    },
     peer: call.getPeer(),
     // Only a certificate verified against the server's client CA gets here.
     peerIdentity: peerIdentityOf(call.getAuthContext().sslPeerCertificate),

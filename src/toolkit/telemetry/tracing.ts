@@ -192,10 +192,11 @@ export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerI
     const context = deriveCallContext(call.context, { traceParent: carried.traceparent, traceState: carried.tracestate });
     return next({ ...call, context }).then(
       (response) => {
-        // A handler that ignored its signal and answered after the deadline:
-        // the engine has already told the caller DEADLINE_EXCEEDED, and so does the span.
-        if (call.context.deadline !== undefined && Date.now() >= call.context.deadline) {
-          endSpan(span, Code.DEADLINE_EXCEEDED, "answered after the deadline; the caller was told DEADLINE_EXCEEDED", true);
+        // A handler that ignored its signal and answered after its caller had
+        // stopped waiting (deadline, cancellation): the span says what the caller saw.
+        const gone = call.context.abortReason;
+        if (gone instanceof RpcError) {
+          endSpan(span, gone.code, `answered after the caller stopped waiting (${gone.message})`, true);
         } else {
           endSpan(span, Code.OK, undefined, false);
         }

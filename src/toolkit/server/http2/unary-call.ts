@@ -99,6 +99,11 @@ export class UnaryCall {
     }
   }
 
+  /** Why the call was aborted, if it was (see CallContext.abortReason). */
+  get aborted(): RpcError | undefined {
+    return this.abortReason;
+  }
+
   /** The handler's abort signal, made on first use. */
   abortSignal(): AbortSignal {
     if (this.controller === undefined) {
@@ -279,5 +284,9 @@ class StreamCallContext implements CallContext {
 
   get signal(): AbortSignal {
     return this.call.abortSignal();
+  }
+
+  get abortReason(): unknown {
+    return this.call.aborted;
   }
 }
