@@ -1,4 +1,5 @@
 import type { CallContext } from "../rpc/call-context.js";
+import { asPromise } from "../rpc/as-promise.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, RequestOf, ResponseOf, ServiceDefinition } from "../rpc/definition.js";
@@ -86,7 +87,8 @@ export function createClient<S extends ServiceDefinition>(
         ? Promise.reject(
             new ClientError(call.path, Code.DEADLINE_EXCEEDED, `no time left to call ${call.path}: the deadline has passed`),
           )
-        : unaryOf(transport, call),
+        : // A synchronous throw (say, metadata the transport cannot send) is a failure like any other.
+          asPromise(() => transport.unary(call.service, call.method, call.request, call.options)),
   );
   const client: Record<string, (request: unknown, callOptions?: CallOptions) => Promise<unknown>> = {};
   for (const [key, method] of Object.entries(definition.methods)) {
@@ -103,15 +105,6 @@ export function createClient<S extends ServiceDefinition>(
     };
   }
   return client as Client<S>;
-}
-
-/** The transport's call, a synchronous throw (say, metadata it cannot send) made a rejection like any other failure. */
-function unaryOf(transport: Transport, call: ClientCall): Promise<unknown> {
-  try {
-    return transport.unary(call.service, call.method, call.request, call.options);
-  } catch (error) {
-    return Promise.reject(error);
-  }
 }
 
 function combineSignals(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {

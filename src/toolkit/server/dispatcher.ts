@@ -1,6 +1,7 @@
 import type { CallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
+import { asPromise } from "../rpc/as-promise.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { type Logger, traceFieldsOf } from "../log/logger.js";
 import { isUnexpected, toCallerError } from "./escaped-error.js";
@@ -68,13 +69,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     throw toCallerError(error);
   };
   const runHandler = (route: Route, handler: UnaryHandler<unknown, unknown>, call: ServerCall): Promise<unknown> => {
-    let result: Promise<unknown>;
-    try {
-      result = handler(call.request, call.context);
-    } catch (error) {
-      result = Promise.reject(error);
-    }
-    return result.catch((error: unknown) => {
+    return asPromise(() => handler(call.request, call.context)).catch((error: unknown) => {
       logUnexpected(error, route, call.context);
       throw error;
     });
@@ -104,14 +99,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `${route.service.fullName}/${route.method.name} is not implemented here`));
       }
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
-      let result: Promise<unknown>;
-      try {
-        result = chain(call);
-      } catch (error) {
-        // A handler or interceptor that throws before its first await.
-        result = Promise.reject(error);
-      }
-      return result.catch((error: unknown) => fail(error, route));
+      return asPromise(() => chain(call)).catch((error: unknown) => fail(error, route));
     },
   };
   return dispatcher;

@@ -1,4 +1,5 @@
 import { Code } from "../rpc/code.js";
+import { asPromise } from "../rpc/as-promise.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import type { ServerInterceptor } from "./server-interceptor.js";
 
@@ -42,12 +43,7 @@ export function loadShedding(maxConcurrentCalls: number): LoadShedding {
       );
     }
     inFlight++;
-    let result: Promise<unknown>;
-    try {
-      result = next();
-    } catch (error) {
-      result = Promise.reject(error);
-    }
+    const result = asPromise(next);
     // The caller gets `result` itself: one promise fewer per call than an async function.
     result.then(release, release);
     return result;

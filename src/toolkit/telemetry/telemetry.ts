@@ -1,4 +1,3 @@
-import type { Registry } from "prom-client";
 import type { CallAttemptObserver } from "../client/call-attempt-observer.js";
 import type { ClientInterceptor } from "../client/create-client.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
@@ -35,8 +34,6 @@ export interface Telemetry {
   readonly clientInterceptors: readonly ClientInterceptor[];
   /** For grpc-js transports: a span per call attempt (retries, hedges). Undefined without tracing. */
   readonly attemptObserver: CallAttemptObserver | undefined;
-  /** Where metrics are registered (for more); undefined without a metrics port. */
-  readonly registry: Registry | undefined;
   /** Times stores and reports their pools on the same endpoint; undefined without a metrics port. */
   readonly storeMetrics: StoreMetrics | undefined;
   /** The bound metrics port, when serving metrics. */
@@ -67,7 +64,6 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     serverInterceptors.push(tracing.serverInterceptor);
     clientInterceptors.push(tracing.clientInterceptor);
   }
-  let registry: Registry | undefined;
   let storeMetrics: StoreMetrics | undefined;
   let metricsServer: MetricsServer | undefined;
   let stopAnswering: (() => void) | undefined;
@@ -80,13 +76,12 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
         import("./metrics-server.js"),
         import("./cluster-metrics.js"),
       ]);
-    registry = new Registry();
+    const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const metrics = createRpcMetrics();
     const stores = createStoreMetrics();
     storeMetrics = stores;
-    const registered = registry;
-    const collect = async (): Promise<string> => `${await registered.metrics()}\n${metrics.render()}\n${stores.render()}`;
+    const collect = async (): Promise<string> => `${await registry.metrics()}\n${metrics.render()}\n${stores.render()}`;
     if (options.metricsPort === undefined) {
       stopAnswering = answerClusterScrapes(collect);
     } else {
@@ -108,7 +103,6 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     serverInterceptors,
     clientInterceptors,
     attemptObserver: tracing?.attemptObserver,
-    registry,
     storeMetrics,
     metricsPort: metricsServer?.port,
     tracing: tracing?.describe,
