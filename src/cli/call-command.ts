@@ -57,7 +57,7 @@ export function addCallCommand(program: Command): void {
       try {
         const response = await transport.unary(service, method, method.requestType.fromJSON(body), {
           deadline: Date.now() + flags.timeout,
-          signal: undefined,
+          cancellation: undefined,
           metadata: token === undefined ? undefined : { authorization: `Bearer ${token}` },
         });
         process.stdout.write(`${JSON.stringify(method.responseType.toJSON(response), null, 2)}\n`);

@@ -12,18 +12,12 @@ import { createGrpcTransport } from "../../src/toolkit/client/grpc-js-transport.
 import { silentLogger } from "../../src/toolkit/log/logger.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
-import type { CallContext } from "../../src/toolkit/rpc/call-context.js";
+import { createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
 import { loadShedding } from "../../src/toolkit/server/load-shedding.js";
 import type { ServerCall, ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
 
-const context: CallContext = {
-  method: "/service.UserService/GetUser",
-  deadline: undefined,
-  signal: new AbortController().signal,
-  metadata: {},
-  peer: "ipv4:127.0.0.1:1",
-};
+const context = createCallContext({ method: "/service.UserService/GetUser", peer: "ipv4:127.0.0.1:1" });
 const call: ServerCall = { service: "service.UserService", method: "GetUser", request: {}, context };
 
 /** A gate a test opens when it wants the held calls to finish. */

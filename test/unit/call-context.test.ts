@@ -1,25 +1,29 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type CallContext, deriveCallContext } from "../../src/toolkit/rpc/call-context.js";
+import { CancellationSource } from "../../src/toolkit/rpc/cancellation.js";
 
 /** A context whose signal and metadata count how often they are made, as the engines' lazy ones would be. */
-function lazyContext(): { context: CallContext; made: { signal: number; metadata: number } } {
-  const made = { signal: 0, metadata: 0 };
-  const controller = new AbortController();
-  const context: CallContext = {
-    method: "/service.UserService/GetUser",
-    deadline: 1_000,
-    peer: "ipv4:127.0.0.1:1",
-    get signal() {
-      made.signal++;
-      return controller.signal;
-    },
-    get metadata() {
-      made.metadata++;
-      return { "x-request-id": "r1" };
-    },
-  };
-  return { context, made };
+class CountingContext extends CancellationSource implements CallContext {
+  readonly method = "/service.UserService/GetUser";
+  readonly deadline = 1_000;
+  readonly peer = "ipv4:127.0.0.1:1";
+  readonly made = { signal: 0, metadata: 0 };
+
+  override get signal(): AbortSignal {
+    this.made.signal++;
+    return super.signal;
+  }
+
+  get metadata(): { "x-request-id": string } {
+    this.made.metadata++;
+    return { "x-request-id": "r1" };
+  }
+}
+
+function lazyContext(): { context: CountingContext; made: { signal: number; metadata: number } } {
+  const context = new CountingContext();
+  return { context, made: context.made };
 }
 
 describe("deriveCallContext", () => {
@@ -42,15 +46,24 @@ describe("deriveCallContext", () => {
     assert.deepEqual(made, { signal: 1, metadata: 0 });
   });
 
-  it("tells why the original call was aborted, without making a signal", () => {
+  it("tells why the original call was aborted, and its abort listeners, without making a signal", () => {
     const { context, made } = lazyContext();
-    let reason: unknown;
-    const original: CallContext = Object.defineProperty(context, "abortReason", { get: () => reason });
-    const derived = deriveCallContext(original, { traceParent: "00-a-b-01" });
+    const derived = deriveCallContext(context, { traceParent: "00-a-b-01" });
+    let heard = 0;
+    derived.addAbortListener(() => heard++);
+    const removed = (): void => {
+      heard += 100;
+    };
+    derived.addAbortListener(removed);
+    derived.removeAbortListener(removed);
     assert.equal(derived.abortReason, undefined);
-    reason = new Error("the caller cancelled the call");
+    const reason = new Error("the caller cancelled the call");
+    context.abort(reason);
+    context.abort(new Error("a later reason"));
     assert.equal(derived.abortReason, reason);
+    assert.equal(heard, 1);
     assert.equal(made.signal, 0);
+    assert.equal(derived.signal.reason, reason);
   });
 
   it("can set a member back to undefined", () => {

@@ -3,7 +3,7 @@ import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { createLogger } from "../../src/toolkit/log/logger.js";
-import type { CallContext } from "../../src/toolkit/rpc/call-context.js";
+import { type CallContext, createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
 import { createDispatcher } from "../../src/toolkit/server/dispatcher.js";
@@ -22,13 +22,11 @@ function capturing() {
 }
 
 function context(traceparent?: string): CallContext {
-  return {
+  return createCallContext({
     method: "/service.UserService/GetUser",
-    deadline: undefined,
-    signal: new AbortController().signal,
     metadata: traceparent === undefined ? {} : { traceparent },
     peer: "test",
-  };
+  });
 }
 
 function dispatcherWith(interceptors: ServerInterceptor[], failure: Error) {

@@ -8,7 +8,7 @@ import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { type ClientCall, type ClientInterceptor, createClient } from "../../src/toolkit/client/create-client.js";
 import { withMetadata } from "../../src/toolkit/client/transport.js";
 import type { Transport, TransportCallOptions } from "../../src/toolkit/client/transport.js";
-import type { CallContext } from "../../src/toolkit/rpc/call-context.js";
+import { type CallContext, createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import type { Metadata } from "../../src/toolkit/rpc/metadata.js";
@@ -37,7 +37,7 @@ function recordingTransport(fail?: (attempt: number) => ClientError | undefined)
 }
 
 function serverCall(metadata: Metadata = {}): ServerCall {
-  const context: CallContext = { method: "/service.UserService/GetUser", deadline: undefined, signal: new AbortController().signal, metadata, peer: "test" };
+  const context = createCallContext({ method: "/service.UserService/GetUser", metadata, peer: "test" });
   return { service: "service.UserService", method: "GetUser", request: { userId: "u1" }, context };
 }
 

@@ -1,4 +1,5 @@
 import type { CallContext } from "../rpc/call-context.js";
+import { SignalCancellation, type Cancellation } from "../rpc/cancellation.js";
 import { asPromise } from "../rpc/as-promise.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
@@ -44,7 +45,7 @@ export interface ClientCall {
   readonly request: unknown;
   /** The inbound call this one is made for, if any. */
   readonly parent: CallContext | undefined;
-  /** Already resolved: the deadline includes the parent's, the signal its cancellation. */
+  /** Already resolved: the deadline includes the parent's, the cancellation the parent's. */
   readonly options: TransportCallOptions;
 }
 
@@ -100,15 +101,15 @@ export function createClient<S extends ServiceDefinition>(
       const now = Date.now();
       let deadline = parent?.deadline !== undefined ? parent.deadline - marginMs : now + defaultTimeoutMs;
       if (callOptions.timeoutMs !== undefined) deadline = Math.min(deadline, now + callOptions.timeoutMs);
-      const signal = combineSignals(callOptions.signal, parent?.signal);
-      return send({ service: definition, method, path, request, parent, options: { deadline, signal, metadata: callOptions.metadata } });
+      const cancellation = cancellationOf(callOptions.signal, parent);
+      return send({ service: definition, method, path, request, parent, options: { deadline, cancellation, metadata: callOptions.metadata } });
     };
   }
   return client as Client<S>;
 }
 
-function combineSignals(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return AbortSignal.any([a, b]);
+/** The parent itself when there is no signal of the call's own: listening on it makes no AbortSignal. */
+function cancellationOf(signal: AbortSignal | undefined, parent: CallContext | undefined): Cancellation | undefined {
+  if (signal === undefined) return parent;
+  return new SignalCancellation(parent === undefined ? signal : AbortSignal.any([signal, parent.signal]));
 }

@@ -94,8 +94,8 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
         metadata.set(key, typeof value === "string" ? value : Buffer.from(value));
       }
       return new Promise((resolve, reject) => {
-        const signal = callOptions.signal;
-        if (signal?.aborted) {
+        const cancellation = callOptions.cancellation;
+        if (cancellation !== undefined && cancellation.abortReason !== undefined) {
           reject(new ClientError(path, Code.CANCELLED, `the call to ${path} was cancelled before it started`));
           return;
         }
@@ -109,13 +109,13 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
             metadata,
             { deadline: new Date(callOptions.deadline) },
             (error, response) => {
-              signal?.removeEventListener("abort", onAbort);
+              cancellation?.removeAbortListener(onAbort);
               if (error) reject(toClientError(path, error));
               else resolve(response as Awaited<ReturnType<typeof method.responseType.decode>>);
             },
           ),
         );
-        signal?.addEventListener("abort", onAbort, { once: true });
+        cancellation?.addAbortListener(onAbort);
       });
     },
     close: () => channel.close(),

@@ -1,4 +1,5 @@
 import type { CallContext } from "../rpc/call-context.js";
+import { CancellationSource } from "../rpc/cancellation.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
@@ -33,14 +34,14 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
         routes.set(method as MethodDefinition<unknown, unknown>, known);
       }
       const { path, route } = known;
-      const callerSignal = options.signal;
-      if (callerSignal?.aborted) return Promise.reject(cancelled(path));
+      const caller = options.cancellation;
+      if (caller !== undefined && caller.abortReason !== undefined) return Promise.reject(cancelled(path));
       return new Promise<never>((resolve, reject) => {
         let settled = false;
         const settle = (): void => {
           settled = true;
           clearTimeout(timer);
-          callerSignal?.removeEventListener("abort", onCallerAbort);
+          caller?.removeAbortListener(onCallerAbort);
         };
         // The callee learns why its caller stopped waiting as a server would
         // (an RpcError of its own), the caller as a client does (a ClientError
@@ -55,7 +56,7 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
           callee.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
           reject(cancelled(path));
         };
-        callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+        caller?.addAbortListener(onCallerAbort);
         const callee = new InProcessCallContext(path, options.deadline, options.metadata ?? {});
         const timer = setTimeout(onExpired, Math.min(MAX_TIMER_MS, Math.max(0, options.deadline - Date.now())));
         dispatcher.invoke(route, request, callee).then(
@@ -88,35 +89,17 @@ function cancelled(path: string): ClientError {
 
 /**
  * The callee's context. Its signal is made on first use: most handlers never
- * read it, and an AbortController costs more than the rest of the call. A class, not an object literal with
- * a getter, which V8 builds ten times slower.
+ * read it, and an AbortController costs more than the rest of the call. A
+ * class, not an object literal, which V8 builds ten times slower.
  */
-class InProcessCallContext implements CallContext {
+class InProcessCallContext extends CancellationSource implements CallContext {
   readonly peer = "in-process";
-  private controller: AbortController | undefined;
-  private reason: RpcError | undefined;
 
   constructor(
     readonly method: string,
     readonly deadline: number,
     readonly metadata: Metadata,
-  ) {}
-
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.reason !== undefined) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  get abortReason(): unknown {
-    return this.reason;
-  }
-
-  /** The call ended for the caller (deadline, cancellation): the handler should stop. */
-  abort(reason: RpcError): void {
-    this.reason ??= reason;
-    this.controller?.abort(this.reason);
+  ) {
+    super();
   }
 }

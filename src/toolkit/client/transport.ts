@@ -1,3 +1,4 @@
+import type { Cancellation } from "../rpc/cancellation.js";
 import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
 import type { Metadata } from "../rpc/metadata.js";
 
@@ -6,7 +7,7 @@ export interface TransportCallOptions {
   /** Absolute deadline in epoch milliseconds. Every outbound call has one. */
   readonly deadline: number;
   /** Cancels the call: the peer sees the cancellation. */
-  readonly signal: AbortSignal | undefined;
+  readonly cancellation: Cancellation | undefined;
   readonly metadata: Metadata | undefined;
 }
 
@@ -28,5 +29,5 @@ export interface Transport {
 
 /** `options` with other metadata, for client interceptors that add to it (tracing, bearer tokens). */
 export function withMetadata(options: TransportCallOptions, metadata: Metadata): TransportCallOptions {
-  return { deadline: options.deadline, signal: options.signal, metadata };
+  return { deadline: options.deadline, cancellation: options.cancellation, metadata };
 }

@@ -1,3 +1,4 @@
+import { SignalCancellation, type Cancellation } from "./cancellation.js";
 import type { Metadata } from "./metadata.js";
 
 /**
@@ -8,12 +9,16 @@ import type { Metadata } from "./metadata.js";
  * async hooks for every promise and callback of the process, which cost a
  * fifth of the server's throughput (docs/benchmarks.md).
  */
-export interface CallContext {
+export interface CallContext extends Cancellation {
   /** The method's HTTP/2 path, e.g. `/service.UserService/GetUser`. */
   readonly method: string;
   /** Absolute deadline in epoch milliseconds; undefined when the caller set none. */
   readonly deadline: number | undefined;
-  /** Aborts when the caller cancels, the deadline passes or the server shuts down. */
+  /**
+   * Aborts when the caller cancels, the deadline passes or the server shuts
+   * down. Made on first use; code of our own listens with addAbortListener,
+   * which needs no signal.
+   */
   readonly signal: AbortSignal;
   /** The caller's request metadata. */
   readonly metadata: Metadata;
@@ -41,13 +46,6 @@ export interface CallContext {
   readonly traceParent?: string;
   /** The W3C `tracestate` that goes with traceParent. */
   readonly traceState?: string;
-  /**
-   * Why the call ended for its caller (cancelled, past its deadline, the
-   * server shutting down) while the handler still runs; undefined until then.
-   * Reading it makes no AbortController, unlike `signal.reason`. Engines set
-   * it; a context made by hand may leave it out.
-   */
-  readonly abortReason?: unknown;
 }
 
 /** An authenticated caller, as an access policy sees it. */
@@ -69,13 +67,42 @@ export function timeRemaining(context: CallContext, now = Date.now()): number | 
 
 /**
  * A copy of `context` with `changes`, for interceptors that narrow or add to
- * it. The abort signal and the metadata are read from the original when
- * asked for (unless changed), so what an engine makes on first use is still
- * made only if someone reads it. Derive contexts with this: an object spread
+ * it. The abort signal, the cancellation and the metadata are read from the
+ * original when asked for (the metadata unless changed), so what an engine
+ * makes on first use is still made only if someone reads it. Derive contexts with this: an object spread
  * would make them at once, and loses them where they are class getters.
  */
-export function deriveCallContext(context: CallContext, changes: Partial<CallContext>): CallContext {
+export function deriveCallContext(context: CallContext, changes: CallContextChanges): CallContext {
   return new DerivedCallContext(context, changes);
+}
+
+/** What an interceptor may change in a context; its cancellation stays the original's. */
+export type CallContextChanges = Partial<Omit<CallContext, "signal" | keyof Cancellation>>;
+
+/**
+ * A context of a call that no engine serves: a background job's, a command
+ * line's, a test's. Cancelled by `signal`, when given.
+ */
+export function createCallContext(fields: {
+  readonly method: string;
+  readonly deadline?: number;
+  readonly metadata?: Metadata;
+  readonly peer?: string;
+  readonly signal?: AbortSignal;
+}): CallContext {
+  return new StandaloneCallContext(fields.method, fields.deadline, fields.metadata ?? {}, fields.peer ?? "local", fields.signal ?? new AbortController().signal);
+}
+
+class StandaloneCallContext extends SignalCancellation implements CallContext {
+  constructor(
+    readonly method: string,
+    readonly deadline: number | undefined,
+    readonly metadata: Metadata,
+    readonly peer: string,
+    signal: AbortSignal,
+  ) {
+    super(signal);
+  }
 }
 
 /**
@@ -94,7 +121,7 @@ class DerivedCallContext implements CallContext {
 
   constructor(
     private readonly base: CallContext,
-    private readonly changes: Partial<CallContext>,
+    private readonly changes: CallContextChanges,
   ) {
     this.method = "method" in changes ? (changes.method as string) : base.method;
     this.deadline = "deadline" in changes ? changes.deadline : base.deadline;
@@ -106,7 +133,7 @@ class DerivedCallContext implements CallContext {
   }
 
   get signal(): AbortSignal {
-    return this.changes.signal ?? this.base.signal;
+    return this.base.signal;
   }
 
   get metadata(): Metadata {
@@ -115,5 +142,13 @@ class DerivedCallContext implements CallContext {
 
   get abortReason(): unknown {
     return this.base.abortReason;
+  }
+
+  addAbortListener(listener: () => void): void {
+    this.base.addAbortListener(listener);
+  }
+
+  removeAbortListener(listener: () => void): void {
+    this.base.removeAbortListener(listener);
   }
 }

@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type http2 from "node:http2";
 import type { CallContext } from "../rpc/call-context.js";
+import { CancellationSource } from "../rpc/cancellation.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
@@ -161,44 +162,50 @@ function callContextOf(
   route: Route,
   maxDeadlineMs: number | undefined,
 ): { context: CallContext; finish(): boolean; abort(reason: RpcError): void; capMs: number | undefined } {
-  const controller = new AbortController();
   const deadline = call.getDeadline();
   const clientDeadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
   const now = Date.now();
   const { timeoutMs, capped } = cappedTimeout(Number.isFinite(clientDeadlineMs) ? clientDeadlineMs - now : undefined, maxDeadlineMs);
   const deadlineMs = timeoutMs === undefined ? Infinity : now + timeoutMs;
+  const context = new GrpcJsCallContext(call, `/${route.service.fullName}/${route.method.name}`, timeoutMs === undefined ? undefined : deadlineMs);
   let finished = false;
   call.once("cancelled", () => {
     if (finished) return;
-    controller.abort(
+    context.abort(
       Date.now() >= deadlineMs
         ? new RpcError(Code.DEADLINE_EXCEEDED, "the deadline passed")
         : new RpcError(Code.CANCELLED, "the caller cancelled the call"),
     );
   });
-  let metadata: Metadata | undefined;
-  const context: CallContext = {
-    method: `/${route.service.fullName}/${route.method.name}`,
-    deadline: timeoutMs === undefined ? undefined : deadlineMs,
-    signal: controller.signal,
-    // Converted on first use: most handlers never read metadata.
-    get metadata(): Metadata {
-      metadata ??= call.metadata.getMap();
-      return metadata;
-    },
-    get abortReason(): unknown {
-      return controller.signal.aborted ? controller.signal.reason : undefined;
-    },
-    peer: call.getPeer(),
-    // Only a certificate verified against the server's client CA gets here.
-    peerIdentity: peerIdentityOf(call.getAuthContext().sslPeerCertificate),
-  };
   return {
     context,
     finish: () => !finished && (finished = true),
-    abort: (reason) => controller.abort(reason),
+    abort: (reason) => context.abort(reason),
     capMs: capped ? timeoutMs : undefined,
   };
+}
+
+class GrpcJsCallContext extends CancellationSource implements CallContext {
+  readonly peer: string;
+  readonly peerIdentity: string | undefined;
+  private converted: Metadata | undefined;
+
+  constructor(
+    private readonly call: grpc.ServerUnaryCall<Buffer, unknown>,
+    readonly method: string,
+    readonly deadline: number | undefined,
+  ) {
+    super();
+    this.peer = call.getPeer();
+    // Only a certificate verified against the server's client CA gets here.
+    this.peerIdentity = peerIdentityOf(call.getAuthContext().sslPeerCertificate);
+  }
+
+  /** Converted on first use: most handlers never read metadata. */
+  get metadata(): Metadata {
+    this.converted ??= this.call.metadata.getMap();
+    return this.converted;
+  }
 }
 
 /**

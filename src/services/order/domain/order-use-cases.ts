@@ -36,7 +36,7 @@ export function createOrderUseCases<Scope extends RequestScope>(
       rejectViolations([checkId("order_id", orderId), checkId("user_id", userId)].filter(isViolation));
       await requireUser(userId, "precondition", scope);
       // The caller may have given up while we waited for UserService: write nothing then.
-      scope.signal.throwIfAborted();
+      if (scope.abortReason !== undefined) throw scope.abortReason;
       const stored = await store.insertIfAbsent({ id: orderId, userId, status: ORDER_CREATED, createdAt: now() });
       if (stored.userId !== userId) {
         throw new DomainError(

@@ -10,7 +10,8 @@ export interface KnownUser {
  * hands it on to the ports so that their work happens within it.
  */
 export interface RequestScope {
-  readonly signal: AbortSignal;
+  /** Why the request was given up (its caller cancelled, its deadline passed); undefined while it goes on. */
+  readonly abortReason: unknown;
 }
 
 /**

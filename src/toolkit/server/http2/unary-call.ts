@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { CallContext } from "../../rpc/call-context.js";
+import { CancellationSource } from "../../rpc/cancellation.js";
 import type { Metadata } from "../../rpc/metadata.js";
 import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
@@ -51,15 +52,13 @@ const enum State {
  * error.
  */
 export class UnaryCall {
-  /** The handler's CallContext. */
-  readonly context: CallContext;
+  /** The handler's CallContext; also what aborts it. */
+  readonly context: StreamCallContext;
   private state = State.Reading;
   private request: Buffer | undefined;
   private messages = 0;
   private reader: MessageReader | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private controller: AbortController | undefined;
-  private abortReason: RpcError | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -72,7 +71,7 @@ export class UnaryCall {
     private readonly capMs: number | undefined,
   ) {
     const connection = environment.connectionOf(stream);
-    this.context = new StreamCallContext(this, headers, path, deadline, connection);
+    this.context = new StreamCallContext(headers, path, deadline, connection);
   }
 
   /** Starts serving `route` on `stream`; answers protocol errors itself. */
@@ -97,20 +96,6 @@ export class UnaryCall {
     if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
       call.timer = setTimeout(onDeadline, timeoutMs, call);
     }
-  }
-
-  /** Why the call was aborted, if it was (see CallContext.abortReason). */
-  get aborted(): RpcError | undefined {
-    return this.abortReason;
-  }
-
-  /** The handler's abort signal, made on first use. */
-  abortSignal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
-    }
-    return this.controller.signal;
   }
 
   /** One DATA chunk of the request. */
@@ -179,7 +164,7 @@ export class UnaryCall {
   closed(): void {
     if (this.state === State.Done) return;
     this.finish();
-    this.abort(
+    this.context.abort(
       this.context.deadline !== undefined && Date.now() >= this.context.deadline
         ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
         : new RpcError(Code.CANCELLED, "the caller cancelled the call"),
@@ -192,7 +177,7 @@ export class UnaryCall {
     this.timer = undefined;
     const error = this.capMs === undefined ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded") : maxDeadlineExceeded(this.capMs);
     this.fail(error);
-    this.abort(error);
+    this.context.abort(error);
   }
 
   private succeed(response: unknown): void {
@@ -228,11 +213,6 @@ export class UnaryCall {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
   }
-
-  private abort(reason: RpcError): void {
-    this.abortReason ??= reason;
-    this.controller?.abort(this.abortReason);
-  }
 }
 
 function onData(this: StreamWithCall, chunk: Buffer): void {
@@ -261,18 +241,18 @@ function ignore(): void {}
  * AbortController costs more than the rest of the context together. A class,
  * not an object literal with getters, which V8 builds ten times slower.
  */
-class StreamCallContext implements CallContext {
+class StreamCallContext extends CancellationSource implements CallContext {
   readonly peer: string;
   readonly peerIdentity: string | undefined;
   private converted: Metadata | undefined;
 
   constructor(
-    private readonly call: UnaryCall,
     private readonly headers: IncomingHttpHeaders,
     readonly method: string,
     readonly deadline: number | undefined,
     connection: ConnectionFacts,
   ) {
+    super();
     this.peer = connection.peer;
     this.peerIdentity = connection.peerIdentity;
   }
@@ -280,13 +260,5 @@ class StreamCallContext implements CallContext {
   get metadata(): Metadata {
     this.converted ??= metadataFromHeaders(this.headers);
     return this.converted;
-  }
-
-  get signal(): AbortSignal {
-    return this.call.abortSignal();
-  }
-
-  get abortReason(): unknown {
-    return this.call.aborted;
   }
 }
