@@ -276,6 +276,31 @@ describe("node:http2 engine, call context", () => {
   });
 });
 
+  it("carries the caller's traceparent and tracestate as they arrived, without tracing", async () => {
+    const seen: { traceParent: string | undefined; traceState: string | undefined }[] = [];
+    const server = await startTestServer("http2", {
+      interceptors: [
+        (call, next) => {
+          seen.push({ traceParent: call.context.traceParent, traceState: call.context.traceState });
+          return next();
+        },
+      ],
+    });
+    const session = http2.connect(`http://${server.address}`);
+    try {
+      const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      await request(session, { headers: { traceparent, tracestate: "vendor=a" }, chunks: [userRequest("traced")] });
+      await request(session, { chunks: [userRequest("untraced")] });
+      assert.deepEqual(seen, [
+        { traceParent: traceparent, traceState: "vendor=a" },
+        { traceParent: undefined, traceState: undefined },
+      ]);
+    } finally {
+      session.close();
+      await server.close();
+    }
+  });
+
 describe("node:http2 engine, shutdown", () => {
   it("sends GOAWAY, lets the call in flight finish, then closes", async () => {
     const server = await startTestServer("http2", { drainTimeoutMs: 5_000 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { newSpanId, newTraceId, parseTraceParent, unsampledTraceParent } from "../../src/toolkit/telemetry/trace-parent.js";
+import { parseTraceParent } from "../../src/toolkit/rpc/trace-parent.js";
+import { newSpanId, newTraceId, unsampledTraceParent } from "../../src/toolkit/telemetry/trace-ids.js";
 
 describe("trace parents", () => {
   it("parse a W3C traceparent and its sampled flag", () => {

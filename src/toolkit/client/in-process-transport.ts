@@ -2,7 +2,7 @@ import type { CallContext } from "../rpc/call-context.js";
 import { CancellationSource } from "../rpc/cancellation.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
-import type { Metadata } from "../rpc/metadata.js";
+import { type Metadata, textValue } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import type { MethodDefinition } from "../rpc/definition.js";
 import type { Dispatcher, Route } from "../server/dispatcher.js";
@@ -101,5 +101,13 @@ class InProcessCallContext extends CancellationSource implements CallContext {
     readonly metadata: Metadata,
   ) {
     super();
+  }
+
+  get traceParent(): string | undefined {
+    return textValue(this.metadata, "traceparent");
+  }
+
+  get traceState(): string | undefined {
+    return textValue(this.metadata, "tracestate");
   }
 }

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
+import { parseTraceParent } from "../rpc/trace-parent.js";
 
 export type { Logger };
 
@@ -45,9 +46,9 @@ export function silentLogger(): Logger {
 /**
  * A call's trace and span ids under the OpenTelemetry log field names, from
  * its W3C `traceparent` (`00-<trace id>-<span id>-<flags>`); nothing for a
- * call that is not traced.
+ * call that carries no (valid) trace.
  */
 export function traceFieldsOf(traceParent: string | undefined): { trace_id?: string; span_id?: string } {
-  if (traceParent === undefined || traceParent.length < 55) return {};
-  return { trace_id: traceParent.slice(3, 35), span_id: traceParent.slice(36, 52) };
+  const parsed = parseTraceParent(traceParent);
+  return parsed === undefined ? {} : { trace_id: parsed.traceId, span_id: parsed.spanId };
 }

@@ -1,5 +1,5 @@
 import { SignalCancellation, type Cancellation } from "./cancellation.js";
-import type { Metadata } from "./metadata.js";
+import { type Metadata, textValue } from "./metadata.js";
 
 /**
  * What a handler knows about the call it serves. A handler passes it on as
@@ -39,9 +39,12 @@ export interface CallContext extends Cancellation {
    */
   readonly principal?: Principal;
   /**
-   * The W3C `traceparent` of the span this call is served in, set by the
-   * tracing interceptor: outbound calls made with this context as their
-   * parent continue its trace. Undefined without tracing.
+   * The W3C `traceparent` of the span this call is served in: the caller's,
+   * as it arrived (engines read it from the request, unchecked: parse it with
+   * parseTraceParent), unless the tracing interceptor records a span of its
+   * own or starts a trace, and puts that one here. Outbound calls made with
+   * this context as their parent continue its trace. Undefined when the
+   * caller sent none and no tracing runs.
    */
   readonly traceParent?: string;
   /** The W3C `tracestate` that goes with traceParent. */
@@ -102,6 +105,70 @@ class StandaloneCallContext extends SignalCancellation implements CallContext {
     signal: AbortSignal,
   ) {
     super(signal);
+  }
+
+  get traceParent(): string | undefined {
+    return textValue(this.metadata, "traceparent");
+  }
+
+  get traceState(): string | undefined {
+    return textValue(this.metadata, "tracestate");
+  }
+}
+
+/**
+ * A context that reads every member from `base`, for subclasses that
+ * override a few with getters of their own (e.g. a value made only when read).
+ */
+export class ForwardingCallContext implements CallContext {
+  constructor(protected readonly base: CallContext) {}
+
+  get method(): string {
+    return this.base.method;
+  }
+
+  get deadline(): number | undefined {
+    return this.base.deadline;
+  }
+
+  get signal(): AbortSignal {
+    return this.base.signal;
+  }
+
+  get metadata(): Metadata {
+    return this.base.metadata;
+  }
+
+  get peer(): string {
+    return this.base.peer;
+  }
+
+  get peerIdentity(): string | undefined {
+    return this.base.peerIdentity;
+  }
+
+  get principal(): Principal | undefined {
+    return this.base.principal;
+  }
+
+  get traceParent(): string | undefined {
+    return this.base.traceParent;
+  }
+
+  get traceState(): string | undefined {
+    return this.base.traceState;
+  }
+
+  get abortReason(): unknown {
+    return this.base.abortReason;
+  }
+
+  addAbortListener(listener: () => void): void {
+    this.base.addAbortListener(listener);
+  }
+
+  removeAbortListener(listener: () => void): void {
+    this.base.removeAbortListener(listener);
   }
 }
 

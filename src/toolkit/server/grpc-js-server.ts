@@ -206,6 +206,16 @@ class GrpcJsCallContext extends CancellationSource implements CallContext {
     this.converted ??= this.call.metadata.getMap();
     return this.converted;
   }
+
+  get traceParent(): string | undefined {
+    const [value] = this.call.metadata.get("traceparent");
+    return typeof value === "string" ? value : undefined;
+  }
+
+  get traceState(): string | undefined {
+    const values = this.call.metadata.get("tracestate").filter((value) => typeof value === "string");
+    return values.length === 0 ? undefined : values.join(",");
+  }
 }
 
 /**

@@ -26,12 +26,13 @@ import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { AttemptEnded, CallAttempt, CallAttemptObserver } from "../client/call-attempt-observer.js";
 import type { ClientInterceptor } from "../client/create-client.js";
 import { withMetadata } from "../client/transport.js";
-import { type CallContext, deriveCallContext } from "../rpc/call-context.js";
+import { type CallContext, deriveCallContext, ForwardingCallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { toCallerError } from "../server/escaped-error.js";
-import { newTraceId, parseTraceParent, unsampledTraceParent } from "./trace-parent.js";
+import { parseTraceParent } from "../rpc/trace-parent.js";
+import { newTraceId, unsampledTraceParent } from "./trace-ids.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
 
 /** Options for createTracing. */
@@ -85,7 +86,7 @@ export function tracesUrl(endpoint: string): string {
  * Sets up a tracer provider of its own (not the global one, so that two
  * servers in one process keep apart) exporting in batches. New traces are
  * recorded with probability `sampleRatio`, a caller's decision is followed
- * (the interceptors decide, see trace-parent.ts). The span a call is served in travels in its
+ * (the interceptors decide, see trace-ids.ts). The span a call is served in travels in its
  * CallContext (traceParent), not in an OpenTelemetry context manager: on
  * Node 20 the AsyncLocalStorage one turns on async hooks for every promise,
  * which alone would cost more than the whole tracing budget.
@@ -104,7 +105,7 @@ export function createTracing(options: TracingOptions): Tracing {
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName ?? "switchyard" }),
     // The ratio is applied by the interceptors, which hand the SDK only the
-    // calls to record (see trace-parent.ts): what reaches it is always kept.
+    // calls to record (see trace-ids.ts): what reaches it is always kept.
     sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
     // A collector that does not answer holds up shutdown by at most this long.
     spanProcessors: [new BatchSpanProcessor(exporter, { exportTimeoutMillis: 10_000 })],
@@ -168,19 +169,14 @@ function endSpan(span: Span, code: Code, message: string | undefined, isError: b
  */
 export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerInterceptor {
   return (call, next) => {
-    const metadata = call.context.metadata;
-    const caller = parseTraceParent(metadata["traceparent"]);
+    const caller = parseTraceParent(call.context.traceParent);
     if (!(caller?.sampled ?? Math.random() < ratio)) {
-      // Not recorded: the caller's traceparent goes on as it came (W3C lets a
-      // participant that records nothing pass it through), or a new one.
-      const traceState = metadata["tracestate"];
-      const context = deriveCallContext(call.context, {
-        traceParent: caller === undefined ? unsampledTraceParent(newTraceId()) : (metadata["traceparent"] as string),
-        traceState: caller !== undefined && typeof traceState === "string" ? traceState : undefined,
-      });
-      return next({ ...call, context });
+      // Not recorded: the caller's traceparent, which the context carries
+      // already, goes on as it came (W3C lets a participant that records
+      // nothing pass it through), or a new trace does.
+      return caller === undefined ? next({ ...call, context: new UnrecordedTraceContext(call.context) }) : next();
     }
-    const parent = propagator.extract(otelContext.active(), metadata, metadataGetter);
+    const parent = caller === undefined ? otelContext.active() : extractTrace(otelContext.active(), call.context);
     const span = tracer.startSpan(
       `${call.service}/${call.method}`,
       { kind: SpanKind.SERVER, attributes: rpcAttributes(call.service, call.method) },
@@ -212,6 +208,25 @@ export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerI
 }
 
 /**
+ * The context of a call that starts a trace this process does not record.
+ * Its `traceparent` is made when first read (by an outbound call or a log
+ * line): most such calls never read it, and making ids costs more than the
+ * rest of this interceptor.
+ */
+class UnrecordedTraceContext extends ForwardingCallContext {
+  private made: string | undefined;
+
+  override get traceParent(): string {
+    this.made ??= unsampledTraceParent(newTraceId());
+    return this.made;
+  }
+
+  override get traceState(): undefined {
+    return undefined;
+  }
+}
+
+/**
  * The OpenTelemetry context of the span a call is served in, for spans a
  * handler makes of its own: `tracer.startSpan(name, {}, traceContextOf(context))`.
  * Without tracing it is the active context (the root one, unless the
@@ -219,9 +234,16 @@ export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerI
  */
 export function traceContextOf(context: CallContext | undefined): Context {
   if (context?.traceParent === undefined) return otelContext.active();
+  return extractTrace(ROOT_CONTEXT, context);
+}
+
+/** `base` with the remote span of `context`'s traceparent and tracestate (unchanged when they are invalid). */
+function extractTrace(base: Context, context: CallContext): Context {
   const carrier: Metadata =
-    context.traceState === undefined ? { traceparent: context.traceParent } : { traceparent: context.traceParent, tracestate: context.traceState };
-  return propagator.extract(ROOT_CONTEXT, carrier, metadataGetter);
+    context.traceState === undefined
+      ? { traceparent: context.traceParent ?? "" }
+      : { traceparent: context.traceParent ?? "", tracestate: context.traceState };
+  return propagator.extract(base, carrier, metadataGetter);
 }
 
 /**

@@ -261,4 +261,15 @@ class StreamCallContext extends CancellationSource implements CallContext {
     this.converted ??= metadataFromHeaders(this.headers);
     return this.converted;
   }
+
+  /** Straight from the headers: the tracing interceptor reads it for every call, and needs no other metadata. */
+  get traceParent(): string | undefined {
+    const value = this.headers["traceparent"];
+    return typeof value === "string" ? value : undefined;
+  }
+
+  get traceState(): string | undefined {
+    const value = this.headers["tracestate"];
+    return Array.isArray(value) ? value.join(",") : value;
+  }
 }
