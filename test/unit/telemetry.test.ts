@@ -6,7 +6,7 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { parseOtlpEndpoint, parseSampleRatio, serveTelemetryOf } from "../../src/cli/telemetry-options.js";
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { type ClientCall, type ClientInterceptor, createClient } from "../../src/toolkit/client/create-client.js";
-import { withMetadata } from "../../src/toolkit/client/transport.js";
+import { withMetadata } from "../../src/toolkit/client/create-client.js";
 import type { Transport, TransportCallOptions } from "../../src/toolkit/client/transport.js";
 import { type CallContext, createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
@@ -48,7 +48,7 @@ describe("client interceptors", () => {
       (name: string): ClientInterceptor =>
       async (call, next) => {
         order.push(`${name} in`);
-        const response = await next({ ...call, options: withMetadata(call.options, { ...call.options.metadata, [name]: "1" }) });
+        const response = await next(withMetadata(call, { ...call.options.metadata, [name]: "1" }));
         order.push(`${name} out`);
         return response;
       };

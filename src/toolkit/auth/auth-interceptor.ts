@@ -2,7 +2,7 @@ import { deriveCallContext, type Principal } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
-import type { ServerInterceptor } from "../server/server-interceptor.js";
+import { type ServerInterceptor, withContext } from "../server/server-interceptor.js";
 import { type AccessPolicy, authorize, ruleFor } from "./access-policy.js";
 import type { TokenVerifier } from "./token-verifier.js";
 
@@ -31,7 +31,7 @@ export function authInterceptor(options: AuthInterceptorOptions): ServerIntercep
     const decision = authorize(policy, method, { principal, peerIdentity: call.context.peerIdentity });
     if (!decision.allowed) throw decision.error;
     if (principal === undefined) return next();
-    return next({ ...call, context: deriveCallContext(call.context, { principal }) });
+    return next(withContext(call, deriveCallContext(call.context, { principal })));
   };
 }
 

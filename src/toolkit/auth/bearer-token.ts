@@ -1,5 +1,5 @@
 import type { ClientInterceptor } from "../client/create-client.js";
-import { withMetadata } from "../client/transport.js";
+import { withMetadata } from "../client/create-client.js";
 
 /**
  * Sends `authorization: Bearer <token>` with every call. `token` may be a
@@ -8,6 +8,6 @@ import { withMetadata } from "../client/transport.js";
 export function bearerTokenInterceptor(token: string | (() => string)): ClientInterceptor {
   return (call, next) => {
     const value = typeof token === "function" ? token() : token;
-    return next({ ...call, options: withMetadata(call.options, { ...call.options.metadata, authorization: `Bearer ${value}` }) });
+    return next(withMetadata(call, { ...call.options.metadata, authorization: `Bearer ${value}` }));
   };
 }

@@ -50,6 +50,23 @@ export interface ClientCall {
 }
 
 /**
+ * `call` with other metadata, for interceptors that add to it (tracing,
+ * bearer tokens). Built member by member rather than spread: every call then
+ * has the same shape, which keeps V8's property reads of it fast.
+ */
+export function withMetadata(call: ClientCall, metadata: Metadata): ClientCall {
+  const { options } = call;
+  return {
+    service: call.service,
+    method: call.method,
+    path: call.path,
+    request: call.request,
+    parent: call.parent,
+    options: { deadline: options.deadline, cancellation: options.cancellation, metadata },
+  };
+}
+
+/**
  * Wraps every outbound call. Calls `next` with the call (or a copy with, say,
  * more metadata) to go on, any number of times, and returns or throws
  * (a ClientError) what the caller should see.

@@ -26,8 +26,3 @@ export interface Transport {
   /** Closes the underlying connections; calls in flight are cancelled. */
   close(): void;
 }
-
-/** `options` with other metadata, for client interceptors that add to it (tracing, bearer tokens). */
-export function withMetadata(options: TransportCallOptions, metadata: Metadata): TransportCallOptions {
-  return { deadline: options.deadline, cancellation: options.cancellation, metadata };
-}

@@ -8,10 +8,26 @@ export interface TraceParent {
   readonly sampled: boolean;
 }
 
+/**
+ * The last header parsed: a call between services in one process parses the
+ * same string twice (the client passing it on, the server receiving it).
+ */
+let lastValue: string | undefined;
+let lastParsed: TraceParent | undefined;
+
 /** Parses a `traceparent` header; undefined when absent, malformed or all zeros (then a new trace starts). */
 export function parseTraceParent(value: unknown): TraceParent | undefined {
+  if (typeof value !== "string") return undefined;
+  if (value === lastValue) return lastParsed;
+  const parsed = parse(value);
+  lastValue = value;
+  lastParsed = parsed;
+  return parsed;
+}
+
+function parse(value: string): TraceParent | undefined {
   // A later version is read as version 00 when it starts the same way (W3C); ff is invalid.
-  if (typeof value !== "string" || value.length < 55 || value.charCodeAt(2) !== 45 /* - */) return undefined;
+  if (value.length < 55 || value.charCodeAt(2) !== 45 /* - */) return undefined;
   const version = value.slice(0, 2);
   if (version === "ff" || (version === "00" ? value.length !== 55 : value.length > 55 && value.charCodeAt(55) !== 45)) return undefined;
   if (!/^[0-9a-f]{2}$/.test(version)) return undefined;

@@ -19,6 +19,15 @@ export interface ServerCall {
  */
 export type ServerInterceptor = (call: ServerCall, next: (call?: ServerCall) => Promise<unknown>) => Promise<unknown>;
 
+/**
+ * `call` served in another context (with a principal, a trace, a shorter
+ * deadline...). Built member by member rather than spread: every call then
+ * has the same shape, which keeps V8's property reads of it fast.
+ */
+export function withContext(call: ServerCall, context: CallContext): ServerCall {
+  return { service: call.service, method: call.method, request: call.request, context };
+}
+
 /** Composes interceptors so the first one listed is the outermost. */
 export function chainInterceptors(
   interceptors: readonly ServerInterceptor[],

@@ -24,8 +24,8 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { AttemptEnded, CallAttempt, CallAttemptObserver } from "../client/call-attempt-observer.js";
-import type { ClientInterceptor } from "../client/create-client.js";
-import { withMetadata } from "../client/transport.js";
+import { type ClientInterceptor, withMetadata } from "../client/create-client.js";
+
 import { type CallContext, deriveCallContext, ForwardingCallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
@@ -33,7 +33,7 @@ import { RpcError } from "../rpc/rpc-error.js";
 import { toCallerError } from "../server/escaped-error.js";
 import { parseTraceParent } from "../rpc/trace-parent.js";
 import { newTraceId, unsampledTraceParent } from "./trace-ids.js";
-import type { ServerInterceptor } from "../server/server-interceptor.js";
+import { type ServerInterceptor, withContext } from "../server/server-interceptor.js";
 
 /** Options for createTracing. */
 export interface TracingOptions {
@@ -174,7 +174,7 @@ export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerI
       // Not recorded: the caller's traceparent, which the context carries
       // already, goes on as it came (W3C lets a participant that records
       // nothing pass it through), or a new trace does.
-      return caller === undefined ? next({ ...call, context: new UnrecordedTraceContext(call.context) }) : next();
+      return caller === undefined ? next(withContext(call, new UnrecordedTraceContext(call.context))) : next();
     }
     const parent = caller === undefined ? otelContext.active() : extractTrace(otelContext.active(), call.context);
     const span = tracer.startSpan(
@@ -186,7 +186,7 @@ export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerI
     const carried: { traceparent?: string; tracestate?: string } = {};
     propagator.inject(trace.setSpan(parent, span), carried, metadataSetter);
     const context = deriveCallContext(call.context, { traceParent: carried.traceparent, traceState: carried.tracestate });
-    return next({ ...call, context }).then(
+    return next(withContext(call, context)).then(
       (response) => {
         // A handler that ignored its signal and answered after its caller had
         // stopped waiting (deadline, cancellation): the span says what the caller saw.
@@ -267,13 +267,12 @@ export function clientTracingInterceptor(tracer: Tracer, ratio: number, calls?: 
     const active = inherited === undefined ? trace.getSpanContext(otelContext.active()) : undefined;
     const sampled = inherited?.sampled ?? (active === undefined ? Math.random() < ratio : (active.traceFlags & TraceFlags.SAMPLED) !== 0);
     if (!sampled) {
-      const metadata: Record<string, string | Uint8Array> = {
-        ...call.options.metadata,
-        traceparent:
-          inherited !== undefined ? (call.parent?.traceParent as string) : unsampledTraceParent(active?.traceId ?? newTraceId()),
-      };
+      const traceparent =
+        inherited !== undefined ? (call.parent?.traceParent as string) : unsampledTraceParent(active?.traceId ?? newTraceId());
+      const metadata: Record<string, string | Uint8Array> =
+        call.options.metadata === undefined ? { traceparent } : { ...call.options.metadata, traceparent };
       if (call.parent?.traceState !== undefined) metadata["tracestate"] = call.parent.traceState;
-      return next({ ...call, options: withMetadata(call.options, metadata) });
+      return next(withMetadata(call, metadata));
     }
     const parent = traceContextOf(call.parent);
     const name = `${call.service.fullName}/${call.method.name}`;
@@ -283,7 +282,7 @@ export function clientTracingInterceptor(tracer: Tracer, ratio: number, calls?: 
     if (listedAs !== undefined) calls?.set(listedAs, { span, name, attributes });
     const metadata: Record<string, string | Uint8Array> = { ...call.options.metadata };
     propagator.inject(trace.setSpan(parent, span), metadata, metadataSetter);
-    return next({ ...call, options: withMetadata(call.options, metadata) }).then(
+    return next(withMetadata(call, metadata)).then(
       (response) => {
         if (listedAs !== undefined) calls?.delete(listedAs);
         endSpan(span, Code.OK, undefined, false);
