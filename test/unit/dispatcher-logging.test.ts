@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
-import { createLogger } from "../../src/toolkit/log/logger.js";
+import { callLogger, createLogger } from "../../src/toolkit/log/logger.js";
 import { type CallContext, createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
@@ -71,5 +71,24 @@ describe("the dispatcher's log of unexpected failures", () => {
     await flush();
     assert.equal(first.lines.filter((line) => line["msg"] === "call failed unexpectedly").length, 1);
     assert.equal(expected.lines.length, 0);
+  });
+});
+
+describe("callLogger", () => {
+  it("writes the call's trace and span ids on every line, and nothing for a call without a trace", async () => {
+    const log = capturing();
+    const traced = callLogger(log.logger, context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+    traced.error({ userId: "u1" }, "first");
+    traced.error("second");
+    callLogger(log.logger, context("not a traceparent")).error("third");
+    await flush();
+    assert.deepEqual(
+      log.lines.map((line) => [line["msg"], line["trace_id"], line["span_id"]]),
+      [
+        ["first", "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"],
+        ["second", "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"],
+        ["third", undefined, undefined],
+      ],
+    );
   });
 });

@@ -1,7 +1,7 @@
 import http2 from "node:http2";
 import type { SecureContextOptions, TLSSocket } from "node:tls";
 import { Code } from "../../rpc/code.js";
-import type { Logger } from "../../log/logger.js";
+import { type Logger, traceFieldsOf } from "../../log/logger.js";
 import { peerIdentityOf } from "../../tls/peer-identity.js";
 import { checkMaxDeadline } from "../deadline-cap.js";
 import { createDispatcher } from "../dispatcher.js";
@@ -101,7 +101,10 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
       serve(stream, headers);
     } catch (error) {
       // A bug here must cost one stream, not the process.
-      options.logger.error({ err: error, path: headers[":path"] }, "could not serve an HTTP/2 stream");
+      options.logger.error(
+        { err: error, path: headers[":path"], ...traceFieldsOf(headers["traceparent"] as string | undefined) },
+        "could not serve an HTTP/2 stream",
+      );
       stream.destroy();
     }
   });
