@@ -33,3 +33,54 @@ export function maxDeadlineExceeded(maxDeadlineMs: number): RpcError {
     { reason: "MAX_DEADLINE_EXCEEDED" },
   );
 }
+
+/** A call the server's cap can end. */
+export interface Cappable {
+  /** The cap has passed: answer DEADLINE_EXCEEDED and stop the handler. */
+  expired(): void;
+}
+
+/**
+ * The calls in flight that run under the server's cap rather than a deadline
+ * of their own, ended by one shared timer. Most clients send no deadline, so
+ * nearly every call is capped, and a timer per call (set, then cleared when
+ * it answers within microseconds) cost about 3 µs of a one-stream call. A
+ * capped call ends between its deadline and one sweep later; sweeps come
+ * every twentieth of the cap (at most a second, at least 5 ms apart).
+ */
+export class CappedCalls {
+  /** Deadline by call, in the order they started: every call has the same cap, so that is deadline order. */
+  private readonly calls = new Map<Cappable, number>();
+  private readonly sweepEveryMs: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(capMs: number) {
+    this.sweepEveryMs = Math.min(1_000, Math.max(5, Math.round(capMs / 20)));
+  }
+
+  add(call: Cappable, deadline: number): void {
+    this.calls.set(call, deadline);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.sweep(), this.sweepEveryMs);
+      // Calls in flight keep the process alive by their sockets, not by this.
+      this.timer.unref();
+    }
+  }
+
+  delete(call: Cappable): void {
+    this.calls.delete(call);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [call, deadline] of this.calls) {
+      if (deadline > now) break;
+      this.calls.delete(call);
+      call.expired();
+    }
+    if (this.calls.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}

@@ -25,15 +25,14 @@ import {
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { AttemptEnded, CallAttempt, CallAttemptObserver } from "../client/call-attempt-observer.js";
 import { type ClientInterceptor, withMetadata } from "../client/create-client.js";
-
 import { type CallContext, deriveCallContext, ForwardingCallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
-import { toCallerError } from "../server/escaped-error.js";
 import { parseTraceParent } from "../rpc/trace-parent.js";
-import { newTraceId, unsampledTraceParent } from "./trace-ids.js";
+import { toCallerError } from "../server/escaped-error.js";
 import { type ServerInterceptor, withContext } from "../server/server-interceptor.js";
+import { newTraceId, unsampledTraceParent } from "./trace-ids.js";
 
 /** Options for createTracing. */
 export interface TracingOptions {

@@ -3,7 +3,7 @@ import type { SecureContextOptions, TLSSocket } from "node:tls";
 import { Code } from "../../rpc/code.js";
 import { type Logger, traceFieldsOf } from "../../log/logger.js";
 import { peerIdentityOf } from "../../tls/peer-identity.js";
-import { checkMaxDeadline } from "../deadline-cap.js";
+import { CappedCalls, checkMaxDeadline } from "../deadline-cap.js";
 import { createDispatcher } from "../dispatcher.js";
 import { createHealth, type Health } from "../health.js";
 import { addReflection } from "../reflection.js";
@@ -69,7 +69,13 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
   const adapted = new GrpcJsServiceHost(maxReceiveMessageBytes);
   for (const service of options.grpcJsServices ?? []) adapted.addService(service.definition, service.implementation);
   checkMaxDeadline(options.maxDeadlineMs);
-  const environment: CallEnvironment = { dispatcher, maxReceiveMessageBytes, maxDeadlineMs: options.maxDeadlineMs, connectionOf };
+  const environment: CallEnvironment = {
+    dispatcher,
+    maxReceiveMessageBytes,
+    maxDeadlineMs: options.maxDeadlineMs,
+    cappedCalls: options.maxDeadlineMs === undefined ? undefined : new CappedCalls(options.maxDeadlineMs),
+    connectionOf,
+  };
   const settings: http2.Settings = {
     maxConcurrentStreams: options.maxConcurrentStreams ?? 100,
     maxHeaderListSize: options.maxMetadataBytes ?? 16 * 1024,

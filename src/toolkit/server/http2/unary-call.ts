@@ -5,7 +5,7 @@ import { CancellationSource } from "../../rpc/cancellation.js";
 import type { Metadata } from "../../rpc/metadata.js";
 import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
-import { cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
+import { type CappedCalls, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { Dispatcher, Route } from "../dispatcher.js";
 import { MessageReader } from "./message-reader.js";
 import { MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "./protocol.js";
@@ -17,6 +17,8 @@ export interface CallEnvironment {
   readonly maxReceiveMessageBytes: number;
   /** Longest a call may run; calls without a deadline or with a later one get this. Undefined: no cap. */
   readonly maxDeadlineMs: number | undefined;
+  /** Ends the calls that run under that cap; present with it. */
+  readonly cappedCalls: CappedCalls | undefined;
   /** What is known of the connection a stream belongs to (worked out once per connection). */
   connectionOf(stream: ServerHttp2Stream): ConnectionFacts;
 }
@@ -93,7 +95,9 @@ export class UnaryCall {
     stream.on("end", onEnd);
     stream.on("close", onClose);
     stream.on("error", ignore);
-    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
+    if (capped && deadline !== undefined) {
+      environment.cappedCalls?.add(call, deadline);
+    } else if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
       call.timer = setTimeout(onDeadline, timeoutMs, call);
     }
   }
@@ -212,6 +216,7 @@ export class UnaryCall {
     this.state = State.Done;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.capMs !== undefined) this.environment.cappedCalls?.delete(this);
   }
 }
 
