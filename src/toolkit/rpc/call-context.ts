@@ -72,8 +72,9 @@ export function timeRemaining(context: CallContext, now = Date.now()): number | 
  * A copy of `context` with `changes`, for interceptors that narrow or add to
  * it. The abort signal, the cancellation and the metadata are read from the
  * original when asked for (the metadata unless changed), so what an engine
- * makes on first use is still made only if someone reads it. Derive contexts with this: an object spread
- * would make them at once, and loses them where they are class getters.
+ * makes on first use is still made only if someone reads it. Derive
+ * contexts with this: an object spread would make them at once, and loses
+ * them where they are class getters.
  */
 export function deriveCallContext(context: CallContext, changes: CallContextChanges): CallContext {
   return new DerivedCallContext(context, changes);
