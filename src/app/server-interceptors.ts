@@ -7,7 +7,7 @@ import type { SwitchyardOptions } from "./switchyard-options.js";
 
 /** What serverInterceptors puts around the options' own interceptors. */
 export interface ServerInterceptorWiring {
-  /** Telemetry's server interceptors (tracing, then metrics); empty when it is off. */
+  /** Telemetry's server interceptors (tracing); empty when it is off. */
   readonly telemetry: readonly ServerInterceptor[];
   /** The load-shedding interceptor, made (and its limit checked) before anything opened. */
   readonly shedLoad: ServerInterceptor;

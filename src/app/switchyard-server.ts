@@ -1,5 +1,6 @@
 import { createRpcServer } from "../toolkit/server/grpc-js-server.js";
 import { createHttp2RpcServer } from "../toolkit/server/http2/http2-server.js";
+import type { CallObserver } from "../toolkit/server/dispatcher.js";
 import type { RpcServer } from "../toolkit/server/rpc-server.js";
 import type { ServerInterceptor } from "../toolkit/server/server-interceptor.js";
 import type { ServerTls } from "../toolkit/tls/server-tls.js";
@@ -14,11 +15,13 @@ import type { SwitchyardOptions } from "./switchyard-options.js";
 export function createSwitchyardServer(
   options: SwitchyardOptions,
   interceptors: readonly ServerInterceptor[],
+  observer: CallObserver | undefined,
   tls: ServerTls | undefined,
 ): RpcServer {
   const serverOptions = {
     logger: options.logger,
     interceptors,
+    ...(observer === undefined ? {} : { observer }),
     // Reflection bypasses the interceptors, so production does not serve it.
     reflection: options.profile !== "production",
     // Applied where the engines read grpc-timeout, so every handler (and its outbound calls) sees the capped deadline.

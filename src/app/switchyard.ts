@@ -82,7 +82,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
     const stores = instrumentStores(opened, telemetry.storeMetrics);
 
     const interceptors = serverInterceptors(options, { telemetry: telemetry.serverInterceptors, shedLoad, verifier });
-    const server = createSwitchyardServer(options, interceptors, serverTls);
+    const server = createSwitchyardServer(options, interceptors, telemetry.serverObserver, serverTls);
     if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
     if (stores.orders) {
       const userTransport = createUserServiceTransport(options, {

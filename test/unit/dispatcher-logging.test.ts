@@ -92,3 +92,52 @@ describe("callLogger", () => {
     );
   });
 });
+
+describe("the dispatcher's call observer", () => {
+  it("is told of each call's start and of the status its caller gets, outside the interceptors", async () => {
+    const seen: string[] = [];
+    const dispatcher = createDispatcher({
+      logger: capturing().logger,
+      interceptors: [
+        (call, next) => {
+          seen.push("interceptor");
+          return call.request === "refused" ? Promise.reject(new RpcError(Code.PERMISSION_DENIED, "no")) : next();
+        },
+      ],
+      observer: {
+        observe: (route) => ({
+          started: () => {
+            seen.push(`started ${route.method.name}`);
+            return 7;
+          },
+          finished: (started, code) => seen.push(`finished ${route.method.name} ${started} ${Code[code]}`),
+        }),
+      },
+    });
+    dispatcher.add(
+      defineService(UserServiceDefinition, {
+        getUser: async () => ({ name: "n", email: "e", userId: "u1" }),
+        createUser: async () => {
+          throw new Error("a bug");
+        },
+      }),
+    );
+    const getUser = dispatcher.route("/service.UserService/GetUser");
+    const createUser = dispatcher.route("/service.UserService/CreateUser");
+    assert.ok(getUser && createUser);
+    await dispatcher.invoke(getUser, { userId: "u1" }, context());
+    await assert.rejects(dispatcher.invoke(getUser, "refused", context()));
+    await assert.rejects(dispatcher.invoke(createUser, {}, context()));
+    assert.deepEqual(seen, [
+      "started GetUser",
+      "interceptor",
+      "finished GetUser 7 OK",
+      "started GetUser",
+      "interceptor",
+      "finished GetUser 7 PERMISSION_DENIED",
+      "started CreateUser",
+      "interceptor",
+      "finished CreateUser 7 INTERNAL",
+    ]);
+  });
+});

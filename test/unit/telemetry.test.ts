@@ -181,10 +181,14 @@ describe("tracing interceptors", () => {
 describe("RPC metrics", () => {
   it("count calls by method and code and render them in the text format", async () => {
     const metrics = createRpcMetrics();
-    await metrics.serverInterceptor(serverCall(), async () => "ok");
-    await assert.rejects(metrics.serverInterceptor(serverCall(), () => Promise.reject(new RpcError(Code.NOT_FOUND, "none"))));
-    const inFlight = metrics.serverInterceptor({ ...serverCall(), service: 'odd"service\\' }, () => new Promise(() => undefined));
-    void inFlight;
+    const getUser = metrics.serverObserver.observe({ service: UserServiceDefinition, method: UserServiceDefinition.methods.getUser });
+    getUser.finished(getUser.started(), Code.OK);
+    getUser.finished(getUser.started(), Code.NOT_FOUND);
+    const odd = metrics.serverObserver.observe({
+      service: { ...UserServiceDefinition, fullName: 'odd"service\\' },
+      method: UserServiceDefinition.methods.getUser,
+    });
+    odd.started();
     const text = metrics.render();
     const labels = 'grpc_type="unary",grpc_service="service.UserService",grpc_method="GetUser"';
     for (const line of [
@@ -223,8 +227,8 @@ describe("telemetry setup", () => {
   it("installs nothing when neither tracing nor metrics is asked for", async () => {
     const telemetry = await startTelemetry({});
     assert.deepEqual(
-      [telemetry.serverInterceptors.length, telemetry.clientInterceptors.length, telemetry.metricsPort, telemetry.tracing],
-      [0, 0, undefined, undefined],
+      [telemetry.serverInterceptors.length, telemetry.serverObserver, telemetry.clientInterceptors.length, telemetry.metricsPort, telemetry.tracing],
+      [0, undefined, 0, undefined, undefined],
     );
     await telemetry.close();
   });

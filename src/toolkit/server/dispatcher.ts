@@ -31,11 +31,32 @@ export interface Dispatcher {
   draining: boolean;
 }
 
+/**
+ * Told when each call starts and how it ends (the status its caller gets),
+ * around all the interceptors. For what only counts, such as metrics: an
+ * interceptor would add a promise to every call (about 0.4 µs), an observer
+ * rides on the dispatcher's own.
+ */
+export interface CallObserver {
+  /** Once per route, as it is added: what to tell of its calls. */
+  observe(route: Route): RouteObserver;
+}
+
+/** What a CallObserver is told of one route's calls. */
+export interface RouteObserver {
+  /** A call starts; what it returns (say, the time) comes back to `finished`. */
+  started(): number;
+  /** The call ended with `code`. */
+  finished(started: number, code: Code): void;
+}
+
 /** Options for createDispatcher. */
 export interface DispatcherOptions {
   readonly logger: Logger;
   /** First listed is outermost. Default none. */
   readonly interceptors?: readonly ServerInterceptor[];
+  /** Told of every call, outside the interceptors. Default none. */
+  readonly observer?: CallObserver;
 }
 
 /** Creates an empty dispatcher; services are added before the server starts. */
@@ -44,7 +65,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const routes = new Map<string, Route>();
   // Each route's own interceptor chain, built once, ending in its handler:
   // a call needs no second lookup by name.
-  const chains = new Map<Route, (call: ServerCall) => Promise<unknown>>();
+  const chains = new Map<Route, { readonly chain: (call: ServerCall) => Promise<unknown>; readonly observer: RouteObserver | undefined }>();
   const services: ServiceRegistration[] = [];
 
   // An unexpected failure is logged where the handler's own context is at
@@ -85,7 +106,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         if (handler === undefined) throw new Error(`${definition.fullName}: no handler for ${method.name}`);
         const route: Route = { service: definition, method };
         routes.set(`/${definition.fullName}/${method.name}`, route);
-        chains.set(route, chainInterceptors(interceptors, (call) => runHandler(route, handler, call)));
+        chains.set(route, {
+          chain: chainInterceptors(interceptors, (call) => runHandler(route, handler, call)),
+          observer: options.observer?.observe(route),
+        });
       }
       services.push(registration);
     },
@@ -94,12 +118,24 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       if (dispatcher.draining) {
         return Promise.reject(new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"));
       }
-      const chain = chains.get(route);
-      if (chain === undefined) {
+      const entry = chains.get(route);
+      if (entry === undefined) {
         return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `${route.service.fullName}/${route.method.name} is not implemented here`));
       }
+      const { chain, observer } = entry;
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
-      return asPromise(() => chain(call)).catch((error: unknown) => fail(error, route));
+      if (observer === undefined) return asPromise(() => chain(call)).catch((error: unknown) => fail(error, route));
+      const started = observer.started();
+      return asPromise(() => chain(call)).then(
+        (response) => {
+          observer.finished(started, Code.OK);
+          return response;
+        },
+        (error: unknown) => {
+          observer.finished(started, toCallerError(error).code);
+          return fail(error, route);
+        },
+      );
     },
   };
   return dispatcher;

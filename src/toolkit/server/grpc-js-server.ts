@@ -8,7 +8,7 @@ import { RpcError } from "../rpc/rpc-error.js";
 import { encodeStatusDetails, STATUS_DETAILS_KEY } from "../rpc/status-details.js";
 import type { Logger } from "../log/logger.js";
 import { cappedTimeout, checkMaxDeadline, maxDeadlineExceeded } from "./deadline-cap.js";
-import { createDispatcher, type Dispatcher, type Route } from "./dispatcher.js";
+import { type CallObserver, createDispatcher, type Dispatcher, type Route } from "./dispatcher.js";
 import { createHealth, type Health } from "./health.js";
 import { addReflection } from "./reflection.js";
 import type { ServerInterceptor } from "./server-interceptor.js";
@@ -20,6 +20,8 @@ export interface RpcServerOptions {
   readonly logger: Logger;
   /** Run around every handler call, first listed outermost. Default none. */
   readonly interceptors?: readonly ServerInterceptor[];
+  /** Told of every call, outside the interceptors (metrics). Default none. */
+  readonly observer?: CallObserver;
   /** Largest request accepted, in bytes, before and after decompression. Default 4 MiB (gRPC's usual limit). */
   readonly maxReceiveMessageBytes?: number;
   /** Calls (HTTP/2 streams) one connection may have open at once; more wait. Default 100. */
@@ -55,7 +57,11 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   });
   limitHeaderListSize(server, options.maxMetadataBytes ?? 16 * 1024);
   for (const service of options.grpcJsServices ?? []) server.addService(service.definition, service.implementation);
-  const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
+  const dispatcher = createDispatcher({
+    logger: options.logger,
+    interceptors: options.interceptors ?? [],
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
+  });
   let health: Health | undefined;
 
   return {

@@ -1,13 +1,13 @@
 import type { ClientInterceptor } from "../client/create-client.js";
 import { Code } from "../rpc/code.js";
 import { RpcError } from "../rpc/rpc-error.js";
-import { toCallerError } from "../server/escaped-error.js";
-import type { ServerInterceptor } from "../server/server-interceptor.js";
+import type { CallObserver } from "../server/dispatcher.js";
 import { escapeLabelValue } from "./prometheus-text.js";
 
 /** RED metrics of both sides of every call: interceptors that count, and the text that reports. */
 export interface RpcMetrics {
-  readonly serverInterceptor: ServerInterceptor;
+  /** For the server's dispatcher: counts every call it serves. */
+  readonly serverObserver: CallObserver;
   readonly clientInterceptor: ClientInterceptor;
   /** The families in the Prometheus text format (0.0.4), each ending in a newline. */
   render(): string;
@@ -165,23 +165,22 @@ export function createRpcMetrics(): RpcMetrics {
   const server = new Side("server");
   const client = new Side("client");
   return {
-    serverInterceptor: (call, next) => {
-      const stats = server.stats(call.service, call.method);
-      const started = performance.now();
-      stats.started += 1;
-      stats.received += 1;
-      stats.inFlight += 1;
-      return next().then(
-        (response) => {
-          stats.sent += 1;
-          finish(stats, Code.OK, started);
-          return response;
-        },
-        (error: unknown) => {
-          finish(stats, toCallerError(error).code, started);
-          throw error;
-        },
-      );
+    serverObserver: {
+      observe(route) {
+        const stats = server.stats(route.service.fullName, route.method.name);
+        return {
+          started() {
+            stats.started += 1;
+            stats.received += 1;
+            stats.inFlight += 1;
+            return performance.now();
+          },
+          finished(started, code) {
+            if (code === Code.OK) stats.sent += 1;
+            finish(stats, code, started);
+          },
+        };
+      },
     },
     clientInterceptor: (call, next) => {
       const stats = client.stats(call.service.fullName, call.method.name);

@@ -1,5 +1,6 @@
 import type { CallAttemptObserver } from "../client/call-attempt-observer.js";
 import type { ClientInterceptor } from "../client/create-client.js";
+import type { CallObserver } from "../server/dispatcher.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
 import type { MetricsServer } from "./metrics-server.js";
 import type { StoreMetrics } from "./store-metrics.js";
@@ -29,8 +30,10 @@ export interface TelemetryOptions {
 
 /** Tracing and metrics of one server process, as interceptors to install. */
 export interface Telemetry {
-  /** Outermost first: tracing, then metrics. Empty when telemetry is off. */
+  /** Tracing's; empty without tracing. */
   readonly serverInterceptors: readonly ServerInterceptor[];
+  /** The server's RPC metrics, for its dispatcher; undefined without metrics. */
+  readonly serverObserver: CallObserver | undefined;
   readonly clientInterceptors: readonly ClientInterceptor[];
   /** For grpc-js transports: a span per call attempt (retries, hedges). Undefined without tracing. */
   readonly attemptObserver: CallAttemptObserver | undefined;
@@ -65,6 +68,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     clientInterceptors.push(tracing.clientInterceptor);
   }
   let storeMetrics: StoreMetrics | undefined;
+  let serverObserver: CallObserver | undefined;
   let metricsServer: MetricsServer | undefined;
   let stopAnswering: (() => void) | undefined;
   if (options.metricsPort !== undefined || options.metricsViaClusterPrimary === true) {
@@ -96,11 +100,12 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
         throw error;
       }
     }
-    serverInterceptors.push(metrics.serverInterceptor);
+    serverObserver = metrics.serverObserver;
     clientInterceptors.push(metrics.clientInterceptor);
   }
   return {
     serverInterceptors,
+    serverObserver,
     clientInterceptors,
     attemptObserver: tracing?.attemptObserver,
     storeMetrics,

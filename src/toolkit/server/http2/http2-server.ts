@@ -4,7 +4,7 @@ import { Code } from "../../rpc/code.js";
 import { type Logger, traceFieldsOf } from "../../log/logger.js";
 import { peerIdentityOf } from "../../tls/peer-identity.js";
 import { CappedCalls, checkMaxDeadline } from "../deadline-cap.js";
-import { createDispatcher } from "../dispatcher.js";
+import { type CallObserver, createDispatcher } from "../dispatcher.js";
 import { createHealth, type Health } from "../health.js";
 import { addReflection } from "../reflection.js";
 import type { GrpcJsService, RpcServer } from "../rpc-server.js";
@@ -19,6 +19,8 @@ export interface Http2RpcServerOptions {
   readonly logger: Logger;
   /** Run around every handler call, first listed outermost. Default none. */
   readonly interceptors?: readonly ServerInterceptor[];
+  /** Told of every call, outside the interceptors (metrics). Default none. */
+  readonly observer?: CallObserver;
   /** Largest request message accepted, in bytes, before and after decompression. Default 4 MiB. */
   readonly maxReceiveMessageBytes?: number;
   /** Calls (HTTP/2 streams) one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more wait. Default 100. */
@@ -65,7 +67,11 @@ export interface Http2RpcServerOptions {
 export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer {
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
   const maxReceiveMessageBytes = options.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
-  const dispatcher = createDispatcher({ logger: options.logger, interceptors: options.interceptors ?? [] });
+  const dispatcher = createDispatcher({
+    logger: options.logger,
+    interceptors: options.interceptors ?? [],
+    ...(options.observer === undefined ? {} : { observer: options.observer }),
+  });
   const adapted = new GrpcJsServiceHost(maxReceiveMessageBytes);
   for (const service of options.grpcJsServices ?? []) adapted.addService(service.definition, service.implementation);
   checkMaxDeadline(options.maxDeadlineMs);
