@@ -19,6 +19,7 @@ import { Code } from "../../src/toolkit/rpc/code.js";
 import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
 import { Cleanup, type CleanupScope, pollUntil, runCli, type ServerProcess, startServer, tempDir } from "../support/cli-process.js";
 import { type EtcdServer, startEtcd } from "../support/etcd.js";
+import { etcdDiscovery } from "../../src/toolkit/discovery/etcd-discovery.js";
 
 const TTL_SECONDS = 2;
 
@@ -343,3 +344,34 @@ function startLoad(orders: Client<typeof OrderServiceDefinition>, userId: string
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+describe("etcd discovery after etcd comes back empty", () => {
+  it("keeps the instances it knew for a grace period while they put their keys back, then drops those that did not", async (t) => {
+    const etcd = await startEtcd(t);
+    const kv = new Etcd3({ hosts: etcd.endpoint });
+    t.after(() => kv.close());
+    await kv.put("/switchyard/user-service/a").value("10.0.0.1:1");
+    await kv.put("/switchyard/user-service/b").value("10.0.0.2:1");
+    const lists: { at: number; addresses: string }[] = [];
+    const watch = etcdDiscovery.watch(
+      { scheme: "etcd", authority: etcd.endpoint, path: "user-service", options: {} },
+      { update: (addresses) => lists.push({ at: Date.now(), addresses: addresses.join(",") }), error: () => undefined },
+    );
+    t.after(() => watch.close());
+    await pollUntil("both instances listed", () => (lists.at(-1)?.addresses === "10.0.0.1:1,10.0.0.2:1" ? true : undefined), { timeoutMs: 5_000 });
+    await etcd.stop("SIGKILL");
+    await etcd.start({ wipe: true });
+    const back = Date.now();
+    // Only a puts its key back; b never does (it died while etcd was away).
+    const fresh = new Etcd3({ hosts: etcd.endpoint });
+    t.after(() => fresh.close());
+    await fresh.put("/switchyard/user-service/a").value("10.0.0.1:1");
+    await pollUntil("b dropped after the grace", () => (lists.at(-1)?.addresses === "10.0.0.1:1" ? true : undefined), { timeoutMs: 10_000 });
+    const dropped = lists.at(-1)?.at ?? 0;
+    assert.ok(dropped - back >= 2_500, `b dropped ${dropped - back} ms after etcd came back`);
+    assert.ok(
+      lists.every((list) => list.addresses !== ""),
+      `never an empty list: ${JSON.stringify(lists.map((list) => list.addresses))}`,
+    );
+  });
+});

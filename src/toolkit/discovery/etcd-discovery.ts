@@ -40,14 +40,28 @@ export const etcdDiscovery: Discovery = {
 };
 
 /**
+ * How long instances known before the watch broke stay in the list when the
+ * listing made after it does not hold them. An etcd that comes back empty
+ * (or restored, with the instances' leases given up) lists an instance only
+ * once it has put its key back, a keep-alive round trip later; dropping it
+ * meanwhile cut calls it would have served. A watched delete (its lease
+ * expired, it deregistered) still takes it out at once.
+ */
+const RELIST_GRACE_MS = 3_000;
+
+/**
  * Lists the keys under `keyPrefix`, then watches them from the revision of
  * that list on, so no change is missed. When the watch breaks (etcd down,
  * restarted, compacted) it lists and watches again with backoff, and until
  * it succeeds the last known list stays in force: calls keep going to the
- * instances they were going to.
+ * instances they were going to (see RELIST_GRACE_MS for what a new listing
+ * lacks).
  */
 function watchEtcd(endpoints: readonly string[], keyPrefix: string, listener: EndpointListener): EndpointWatch {
   const instances = new Map<string, string>();
+  /** Known before the last re-listing, absent from it: kept until the grace ends. */
+  const graced = new Map<string, string>();
+  let graceTimer: NodeJS.Timeout | undefined;
   const delay = backoff(100, 1_000);
   let client: Etcd3 | undefined;
   let watcher: Watcher | undefined;
@@ -56,7 +70,7 @@ function watchEtcd(endpoints: readonly string[], keyPrefix: string, listener: En
   let lastDelivered: string | undefined;
 
   const deliver = (): void => {
-    const addresses = [...new Set(instances.values())].sort();
+    const addresses = [...new Set([...instances.values(), ...graced.values()])].sort();
     const signature = addresses.join(",");
     if (signature === lastDelivered) return;
     lastDelivered = signature;
@@ -71,8 +85,18 @@ function watchEtcd(endpoints: readonly string[], keyPrefix: string, listener: En
     }
     const listed = await client.getAll().prefix(keyPrefix).exec();
     if (closed) return;
+    const before = new Map(instances);
     instances.clear();
     for (const kv of listed.kvs) instances.set(kv.key.toString(), kv.value.toString());
+    for (const [key, address] of before) if (!instances.has(key)) graced.set(key, address);
+    if (graced.size > 0 && graceTimer === undefined) {
+      graceTimer = setTimeout(() => {
+        graceTimer = undefined;
+        graced.clear();
+        deliver();
+      }, RELIST_GRACE_MS);
+      graceTimer.unref();
+    }
     deliver();
     const next = client
       .watch()
@@ -83,11 +107,13 @@ function watchEtcd(endpoints: readonly string[], keyPrefix: string, listener: En
     next.on("put", (kv) => {
       if (watcher !== next) return;
       instances.set(kv.key.toString(), kv.value.toString());
+      graced.delete(kv.key.toString());
       deliver();
     });
     next.on("delete", (kv) => {
       if (watcher !== next) return;
       instances.delete(kv.key.toString());
+      graced.delete(kv.key.toString());
       deliver();
     });
     // Disconnected: etcd is gone or restarting. Error: etcd cancelled the
@@ -131,6 +157,7 @@ function watchEtcd(endpoints: readonly string[], keyPrefix: string, listener: En
       if (closed) return;
       closed = true;
       clearTimeout(retryTimer);
+      clearTimeout(graceTimer);
       const current = watcher;
       watcher = undefined;
       current?.cancel().catch(() => undefined);
