@@ -118,22 +118,40 @@ class StandaloneCallContext extends SignalCancellation implements CallContext {
 }
 
 /**
+ * What every context made over another shares: its signal and cancellation
+ * are the original's, so a derived call is given up with it.
+ */
+abstract class ContextOver {
+  constructor(protected readonly base: CallContext) {}
+
+  get signal(): AbortSignal {
+    return this.base.signal;
+  }
+
+  get abortReason(): unknown {
+    return this.base.abortReason;
+  }
+
+  addAbortListener(listener: () => void): void {
+    this.base.addAbortListener(listener);
+  }
+
+  removeAbortListener(listener: () => void): void {
+    this.base.removeAbortListener(listener);
+  }
+}
+
+/**
  * A context that reads every member from `base`, for subclasses that
  * override a few with getters of their own (e.g. a value made only when read).
  */
-export class ForwardingCallContext implements CallContext {
-  constructor(protected readonly base: CallContext) {}
-
+export class ForwardingCallContext extends ContextOver implements CallContext {
   get method(): string {
     return this.base.method;
   }
 
   get deadline(): number | undefined {
     return this.base.deadline;
-  }
-
-  get signal(): AbortSignal {
-    return this.base.signal;
   }
 
   get metadata(): Metadata {
@@ -159,18 +177,6 @@ export class ForwardingCallContext implements CallContext {
   get traceState(): string | undefined {
     return this.base.traceState;
   }
-
-  get abortReason(): unknown {
-    return this.base.abortReason;
-  }
-
-  addAbortListener(listener: () => void): void {
-    this.base.addAbortListener(listener);
-  }
-
-  removeAbortListener(listener: () => void): void {
-    this.base.removeAbortListener(listener);
-  }
 }
 
 /**
@@ -178,7 +184,7 @@ export class ForwardingCallContext implements CallContext {
  * literal with getters in about a microsecond, a class instance in a tenth
  * of that, and a call makes two or three contexts.
  */
-class DerivedCallContext implements CallContext {
+class DerivedCallContext extends ContextOver implements CallContext {
   readonly method: string;
   readonly deadline: number | undefined;
   readonly peer: string;
@@ -188,9 +194,10 @@ class DerivedCallContext implements CallContext {
   readonly traceState: string | undefined;
 
   constructor(
-    private readonly base: CallContext,
+    base: CallContext,
     private readonly changes: CallContextChanges,
   ) {
+    super(base);
     this.method = "method" in changes ? (changes.method as string) : base.method;
     this.deadline = "deadline" in changes ? changes.deadline : base.deadline;
     this.peer = "peer" in changes ? (changes.peer as string) : base.peer;
@@ -200,23 +207,7 @@ class DerivedCallContext implements CallContext {
     this.traceState = "traceState" in changes ? changes.traceState : base.traceState;
   }
 
-  get signal(): AbortSignal {
-    return this.base.signal;
-  }
-
   get metadata(): Metadata {
     return this.changes.metadata ?? this.base.metadata;
-  }
-
-  get abortReason(): unknown {
-    return this.base.abortReason;
-  }
-
-  addAbortListener(listener: () => void): void {
-    this.base.addAbortListener(listener);
-  }
-
-  removeAbortListener(listener: () => void): void {
-    this.base.removeAbortListener(listener);
   }
 }
