@@ -3,7 +3,8 @@ import { createClient } from "../toolkit/client/create-client.js";
 import { loadTokenVerifier, type TokenVerifier } from "../toolkit/auth/token-verifier.js";
 import type { Registration } from "../toolkit/discovery/discovery.js";
 import { parseEtcdUrl } from "../toolkit/discovery/etcd-client.js";
-import { loadSheddingInterceptor } from "../toolkit/server/load-shedding.js";
+import { loadShedding } from "../toolkit/server/load-shedding.js";
+import type { Dispatcher } from "../toolkit/server/dispatcher.js";
 import { startTelemetry } from "../toolkit/telemetry/telemetry.js";
 import { loadServerTls } from "../toolkit/tls/server-tls.js";
 import { createOrderUseCases } from "../services/order/domain/order-use-cases.js";
@@ -52,7 +53,9 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   // What can be checked without opening anything is checked first.
   checkOptions(options);
   const registryEndpoints = options.registry === undefined ? undefined : parseEtcdUrl(options.registry);
-  const shedLoad = loadSheddingInterceptor(options.maxConcurrentCalls ?? 1_000);
+  // Counts on the server's dispatcher, made further down (the interceptors go into it).
+  let dispatcher: Dispatcher | undefined;
+  const shedLoad = loadShedding(options.maxConcurrentCalls ?? 1_000, () => dispatcher?.inFlight ?? 0).interceptor;
   // Keys before certificates and stores: a wrong file fails the start at once.
   const verifier: TokenVerifier | undefined = options.auth ? await loadTokenVerifier(options.auth) : undefined;
   const cleanup = createCleanupStack();
@@ -83,6 +86,7 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
 
     const interceptors = serverInterceptors(options, { telemetry: telemetry.serverInterceptors, shedLoad, verifier });
     const server = createSwitchyardServer(options, interceptors, telemetry.serverObserver, serverTls);
+    dispatcher = server.dispatcher;
     if (stores.users) server.addService(userServiceHandlers(createUserUseCases(stores.users)));
     if (stores.orders) {
       const userTransport = createUserServiceTransport(options, {

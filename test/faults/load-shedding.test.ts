@@ -14,11 +14,23 @@ import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
-import { loadShedding } from "../../src/toolkit/server/load-shedding.js";
-import type { ServerCall, ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
+import { createDispatcher, type Dispatcher } from "../../src/toolkit/server/dispatcher.js";
+import { type LoadShedding, loadShedding } from "../../src/toolkit/server/load-shedding.js";
+import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
 
 const context = createCallContext({ method: "/service.UserService/GetUser", peer: "ipv4:127.0.0.1:1" });
-const call: ServerCall = { service: "service.UserService", method: "GetUser", request: {}, context };
+
+/** A dispatcher serving GetUser with `handler`, its calls shed beyond `limit` by the dispatcher's own count. */
+function shedServer(limit: number, handler: () => Promise<unknown>): { shedding: LoadShedding; call(): Promise<unknown> } {
+  let dispatcher: Dispatcher | undefined;
+  const shedding = loadShedding(limit, () => dispatcher?.inFlight ?? 0);
+  const served = createDispatcher({ logger: silentLogger(), interceptors: [shedding.interceptor] });
+  served.add({ definition: UserServiceDefinition, handlers: { getUser: handler, createUser: handler } });
+  dispatcher = served;
+  const route = served.route("/service.UserService/GetUser");
+  assert.ok(route !== undefined);
+  return { shedding, call: () => served.invoke(route, {}, context) };
+}
 
 /** A gate a test opens when it wants the held calls to finish. */
 function gate(): { wait: Promise<void>; open(): void } {
@@ -29,20 +41,19 @@ function gate(): { wait: Promise<void>; open(): void } {
 
 describe("load shedding", () => {
   it("admits up to the limit, refuses the next call at once with RESOURCE_EXHAUSTED, and admits again when one ends", async () => {
-    const shedding = loadShedding(2);
     const held = gate();
     let handled = 0;
-    const handler = async (): Promise<string> => {
+    const { shedding, call } = shedServer(2, async () => {
       handled++;
       await held.wait;
       return "ok";
-    };
-    const first = shedding.interceptor(call, handler);
-    const second = shedding.interceptor(call, handler);
+    });
+    const first = call();
+    const second = call();
     assert.equal(shedding.inFlight, 2);
 
     const started = performance.now();
-    await assert.rejects(shedding.interceptor(call, handler), (error: unknown) => {
+    await assert.rejects(call(), (error: unknown) => {
       assert.ok(error instanceof RpcError);
       assert.equal(error.code, Code.RESOURCE_EXHAUSTED);
       assert.equal(error.reason, "OVERLOADED");
@@ -56,21 +67,20 @@ describe("load shedding", () => {
     held.open();
     assert.deepEqual(await Promise.all([first, second]), ["ok", "ok"]);
     assert.equal(shedding.inFlight, 0);
-    assert.equal(await shedding.interceptor(call, handler), "ok");
+    assert.equal(await call(), "ok");
   });
 
   it("a call that fails frees its place too", async () => {
-    const shedding = loadShedding(1);
-    await assert.rejects(
-      shedding.interceptor(call, () => Promise.reject(new Error("boom"))),
-      /boom/,
-    );
+    let fail = true;
+    const { shedding, call } = shedServer(1, () => (fail ? Promise.reject(new Error("boom")) : Promise.resolve("ok")));
+    await assert.rejects(call(), (error: unknown) => error instanceof RpcError && error.code === Code.INTERNAL);
     assert.equal(shedding.inFlight, 0);
-    assert.equal(await shedding.interceptor(call, () => Promise.resolve("ok")), "ok");
+    fail = false;
+    assert.equal(await call(), "ok");
   });
 
   it("refuses a limit that is not a whole number of at least 1", () => {
-    for (const bad of [0, -1, 1.5, Number.NaN]) assert.throws(() => loadShedding(bad), /at least 1/);
+    for (const bad of [0, -1, 1.5, Number.NaN]) assert.throws(() => loadShedding(bad, () => 0), /at least 1/);
   });
 
   it("a server with --max-concurrent-calls 2 answers a third concurrent call at once; OrderService passes it on as UNAVAILABLE", async (t) => {

@@ -141,3 +141,61 @@ describe("the dispatcher's call observer", () => {
     ]);
   });
 });
+
+describe("the dispatcher's error mapping and call count", () => {
+  it("answers what the service's mapError makes of a handler's error, and logs only what stays unexpected", async () => {
+    const log = capturing();
+    const dispatcher = createDispatcher({ logger: log.logger });
+    dispatcher.add(
+      defineService(
+        UserServiceDefinition,
+        {
+          getUser: async (request) => {
+            throw new Error(request.userId === "missing" ? "not here" : "a bug");
+          },
+          createUser: async () => ({ name: "", email: "", userId: "" }),
+        },
+        { mapError: (error) => (error instanceof Error && error.message === "not here" ? new RpcError(Code.NOT_FOUND, "no such user") : error) },
+      ),
+    );
+    const route = dispatcher.route("/service.UserService/GetUser");
+    assert.ok(route);
+    await assert.rejects(dispatcher.invoke(route, { userId: "missing" }, context()), (error: RpcError) => {
+      assert.equal(error.code, Code.NOT_FOUND);
+      assert.equal(error.message, "no such user");
+      return true;
+    });
+    await assert.rejects(dispatcher.invoke(route, { userId: "u1" }, context()), (error: RpcError) => error.code === Code.INTERNAL);
+    await flush();
+    assert.deepEqual(
+      log.lines.filter((line) => line["msg"] === "call failed unexpectedly").map((line) => (line["err"] as { message: string }).message),
+      ["a bug"],
+    );
+  });
+
+  it("counts the calls in flight, whether they end in an answer or an error", async () => {
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const dispatcher = createDispatcher({ logger: capturing().logger });
+    dispatcher.add(
+      defineService(UserServiceDefinition, {
+        getUser: async () => {
+          await held;
+          return { name: "n", email: "e", userId: "u1" };
+        },
+        createUser: async () => {
+          await held;
+          throw new RpcError(Code.ALREADY_EXISTS, "taken");
+        },
+      }),
+    );
+    const getUser = dispatcher.route("/service.UserService/GetUser");
+    const createUser = dispatcher.route("/service.UserService/CreateUser");
+    assert.ok(getUser && createUser);
+    const calls = [dispatcher.invoke(getUser, {}, context()), dispatcher.invoke(createUser, {}, context()).catch(() => "failed")];
+    assert.equal(dispatcher.inFlight, 2);
+    release();
+    assert.deepEqual(await Promise.all(calls), [{ name: "n", email: "e", userId: "u1" }, "failed"]);
+    assert.equal(dispatcher.inFlight, 0);
+  });
+});

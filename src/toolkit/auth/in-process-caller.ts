@@ -19,6 +19,9 @@ export function asInProcessCaller(dispatcher: Dispatcher, identity: string): Dis
     get services() {
       return dispatcher.services;
     },
+    get inFlight() {
+      return dispatcher.inFlight;
+    },
     add: (registration) => dispatcher.add(registration),
     route: (path) => dispatcher.route(path),
     invoke: (route, request, context) => dispatcher.invoke(route, request, deriveCallContext(context, { peerIdentity: identity })),

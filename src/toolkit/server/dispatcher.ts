@@ -29,6 +29,8 @@ export interface Dispatcher {
   invoke(route: Route, request: unknown, context: CallContext): Promise<unknown>;
   /** While true, new calls are refused with UNAVAILABLE. */
   draining: boolean;
+  /** Calls invoked and not yet answered, over every route (load shedding reads it). */
+  readonly inFlight: number;
 }
 
 /**
@@ -89,31 +91,44 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     logUnexpected(error, route, undefined);
     throw toCallerError(error);
   };
-  const runHandler = (route: Route, handler: UnaryHandler<unknown, unknown>, call: ServerCall): Promise<unknown> => {
-    return asPromise(() => handler(call.request, call.context)).catch((error: unknown) => {
+  // The service's own error translation runs here, in the one catch every
+  // call has anyway, rather than as a wrapper with a promise of its own.
+  const runHandler = (
+    route: Route,
+    handler: UnaryHandler<unknown, unknown>,
+    mapError: (error: unknown) => unknown,
+    call: ServerCall,
+  ): Promise<unknown> => {
+    return asPromise(() => handler(call.request, call.context)).catch((thrown: unknown) => {
+      const error = mapError(thrown);
       logUnexpected(error, route, call.context);
       throw error;
     });
   };
+  let inFlight = 0;
 
   const dispatcher: Dispatcher = {
     draining: false,
     services,
     add(registration) {
       const { definition, handlers } = registration;
+      const mapError = registration.mapError ?? unchanged;
       for (const [key, method] of Object.entries(definition.methods)) {
         const handler = handlers[key];
         if (handler === undefined) throw new Error(`${definition.fullName}: no handler for ${method.name}`);
         const route: Route = { service: definition, method };
         routes.set(`/${definition.fullName}/${method.name}`, route);
         chains.set(route, {
-          chain: chainInterceptors(interceptors, (call) => runHandler(route, handler, call)),
+          chain: chainInterceptors(interceptors, (call) => runHandler(route, handler, mapError, call)),
           observer: options.observer?.observe(route),
         });
       }
       services.push(registration);
     },
     route: (path) => routes.get(path),
+    get inFlight() {
+      return inFlight;
+    },
     invoke(route, request, context) {
       if (dispatcher.draining) {
         return Promise.reject(new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"));
@@ -124,19 +139,25 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       }
       const { chain, observer } = entry;
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
-      if (observer === undefined) return asPromise(() => chain(call)).catch((error: unknown) => fail(error, route));
-      const started = observer.started();
+      inFlight++;
+      const started = observer === undefined ? 0 : observer.started();
       return asPromise(() => chain(call)).then(
         (response) => {
-          observer.finished(started, Code.OK);
+          inFlight--;
+          observer?.finished(started, Code.OK);
           return response;
         },
         (error: unknown) => {
-          observer.finished(started, toCallerError(error).code);
+          inFlight--;
+          observer?.finished(started, toCallerError(error).code);
           return fail(error, route);
         },
       );
     },
   };
   return dispatcher;
+}
+
+function unchanged(error: unknown): unknown {
+  return error;
 }

@@ -1,12 +1,11 @@
 import { Code } from "../rpc/code.js";
-import { asPromise } from "../rpc/as-promise.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import type { ServerInterceptor } from "./server-interceptor.js";
 
 /** A concurrency limit for one server, with the number of calls it holds now. */
 export interface LoadShedding {
   readonly interceptor: ServerInterceptor;
-  /** Calls admitted and not yet answered. */
+  /** Calls being served (from the count it was given). */
   readonly inFlight: number;
   /** Calls refused so far. */
   readonly shed: number;
@@ -20,46 +19,35 @@ export interface LoadShedding {
  * RESOURCE_EXHAUSTED is not among the codes clients retry by default, so an
  * overloaded server is not sent the same call again at once; a caller that
  * is itself a server (OrderService) passes it on as UNAVAILABLE.
- * A call counts until its answer is decided, whatever it is.
+ *
+ * `inFlight` reads the server's count of calls being served, the one being
+ * admitted included: the dispatcher's (Dispatcher.inFlight), which counts on
+ * the promise it makes for every call anyway, where counting here would add
+ * one per call.
  */
-export function loadShedding(maxConcurrentCalls: number): LoadShedding {
+export function loadShedding(maxConcurrentCalls: number, inFlight: () => number): LoadShedding {
   if (!Number.isInteger(maxConcurrentCalls) || maxConcurrentCalls < 1) {
     throw new Error(`the concurrent call limit must be a whole number of at least 1, not ${maxConcurrentCalls}`);
   }
-  let inFlight = 0;
   let shed = 0;
-  const release = (): void => {
-    inFlight--;
-  };
   const interceptor: ServerInterceptor = (_call, next) => {
-    if (inFlight >= maxConcurrentCalls) {
-      shed++;
-      return Promise.reject(
-        new RpcError(
-          Code.RESOURCE_EXHAUSTED,
-          `the server is at its limit of ${maxConcurrentCalls} concurrent calls; retry later or on another instance`,
-          { reason: "OVERLOADED", metadata: { max_concurrent_calls: String(maxConcurrentCalls) } },
-        ),
-      );
-    }
-    inFlight++;
-    const result = asPromise(next);
-    // The caller gets `result` itself: one promise fewer per call than an async function.
-    result.then(release, release);
-    return result;
+    if (inFlight() <= maxConcurrentCalls) return next();
+    shed++;
+    return Promise.reject(
+      new RpcError(
+        Code.RESOURCE_EXHAUSTED,
+        `the server is at its limit of ${maxConcurrentCalls} concurrent calls; retry later or on another instance`,
+        { reason: "OVERLOADED", metadata: { max_concurrent_calls: String(maxConcurrentCalls) } },
+      ),
+    );
   };
   return {
     interceptor,
     get inFlight() {
-      return inFlight;
+      return inFlight();
     },
     get shed() {
       return shed;
     },
   };
-}
-
-/** The interceptor alone: see loadShedding. */
-export function loadSheddingInterceptor(maxConcurrentCalls: number): ServerInterceptor {
-  return loadShedding(maxConcurrentCalls).interceptor;
 }

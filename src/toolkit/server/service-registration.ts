@@ -13,14 +13,31 @@ export type ServiceHandlers<S extends ServiceDefinition> = {
 export interface ServiceRegistration {
   readonly definition: ServiceDefinition;
   readonly handlers: Readonly<Record<string, UnaryHandler<unknown, unknown>>>;
+  /**
+   * Turns what a handler throws into what the server should answer (say, a
+   * domain error into an RpcError); what it returns goes on as if thrown.
+   * Default: unchanged.
+   */
+  readonly mapError?: (error: unknown) => unknown;
+}
+
+/** Options of defineService. */
+export interface ServiceOptions {
+  /** See ServiceRegistration.mapError. */
+  readonly mapError?: (error: unknown) => unknown;
 }
 
 /**
  * Pairs a generated definition with its handlers. The type parameters vanish
  * here so that a server can hold services of different types in one list.
  */
-export function defineService<S extends ServiceDefinition>(definition: S, handlers: ServiceHandlers<S>): ServiceRegistration {
+export function defineService<S extends ServiceDefinition>(
+  definition: S,
+  handlers: ServiceHandlers<S>,
+  options: ServiceOptions = {},
+): ServiceRegistration {
   // Sound: every handler was checked against its method's types above, and the
   // server feeds each handler only requests decoded by that method's codec.
-  return { definition, handlers: handlers as unknown as ServiceRegistration["handlers"] };
+  const registration = { definition, handlers: handlers as unknown as ServiceRegistration["handlers"] };
+  return options.mapError === undefined ? registration : { ...registration, mapError: options.mapError };
 }

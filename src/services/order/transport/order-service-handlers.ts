@@ -1,7 +1,7 @@
 import { OrderServiceDefinition, type OrderResponse } from "../../../gen/service/v1/service.js";
 import type { CallContext } from "../../../toolkit/rpc/call-context.js";
 import { defineService, type ServiceRegistration } from "../../../toolkit/server/service-registration.js";
-import { mapDomainErrors } from "../../common/domain-to-rpc.js";
+import { domainToRpc } from "../../common/domain-to-rpc.js";
 import type { Order } from "../domain/order.js";
 import type { OrderUseCases } from "../domain/order-use-cases.js";
 
@@ -9,14 +9,15 @@ import type { OrderUseCases } from "../domain/order-use-cases.js";
 export function orderServiceHandlers(orders: OrderUseCases<CallContext>): ServiceRegistration {
   return defineService(
     OrderServiceDefinition,
-    mapDomainErrors<typeof OrderServiceDefinition>({
+    {
       createOrder: async (request, context) =>
         toResponse(await orders.createOrder({ orderId: request.orderId, userId: request.userId }, context)),
       getOrderByUser: async (request, context) => toResponse(await orders.latestOrder(request.userId, context)),
       listOrdersByUser: async (request, context) => ({
         orders: (await orders.listOrders(request.userId, request.limit, context)).map(toResponse),
       }),
-    }),
+    },
+    { mapError: domainToRpc },
   );
 }
 

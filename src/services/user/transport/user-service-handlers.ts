@@ -1,6 +1,6 @@
 import { UserServiceDefinition, type UserResponse } from "../../../gen/service/v1/service.js";
 import { defineService, type ServiceRegistration } from "../../../toolkit/server/service-registration.js";
-import { mapDomainErrors } from "../../common/domain-to-rpc.js";
+import { domainToRpc } from "../../common/domain-to-rpc.js";
 import type { User } from "../domain/user.js";
 import type { UserUseCases } from "../domain/user-use-cases.js";
 
@@ -8,11 +8,12 @@ import type { UserUseCases } from "../domain/user-use-cases.js";
 export function userServiceHandlers(users: UserUseCases): ServiceRegistration {
   return defineService(
     UserServiceDefinition,
-    mapDomainErrors<typeof UserServiceDefinition>({
+    {
       getUser: async (request) => toResponse(await users.getUser(request.userId)),
       createUser: async (request) =>
         toResponse(await users.createUser({ id: request.userId, name: request.name, email: request.email })),
-    }),
+    },
+    { mapError: domainToRpc },
   );
 }
 
