@@ -31,3 +31,40 @@ export function createPostgresPool(url: string, options: PostgresPoolOptions = {
   pool.on("error", (error) => options.onIdleClientError?.(error));
   return pool;
 }
+
+/**
+ * PostgreSQL could not serve a query right now: unreachable, restarting, out
+ * of connections, no pooled connection free in time, or a statement past its
+ * timeout. Transient: the same query may succeed when retried later.
+ */
+export class StorageUnavailableError extends Error {
+  override readonly name = "StorageUnavailableError";
+}
+
+// SQLSTATEs that blame the server rather than the query: class 08 (connection
+// exception) plus admin/crash shutdown, cannot connect now, too many
+// connections, and query_canceled (we cancel nothing but by statement_timeout).
+const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", "57014"]);
+const NETWORK_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+// pg's own errors, which carry no code: the pool found no connection in time, or one dropped mid-query.
+const DRIVER_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|connection error/i;
+
+/** True when `error` says PostgreSQL (or the way to it) failed, not the query. */
+export function isUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code: unknown = Reflect.get(error, "code");
+  if (typeof code === "string" && (code.startsWith("08") || UNAVAILABLE_SQLSTATES.has(code) || NETWORK_ERRNOS.has(code))) return true;
+  return DRIVER_MESSAGES.test(error.message);
+}
+
+/** `pool.query`, with a failure of PostgreSQL itself turned into a StorageUnavailableError (its cause kept). */
+export async function queryPostgres<R extends pg.QueryResultRow>(pool: PostgresPool, query: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+  try {
+    return await pool.query<R>(query);
+  } catch (error) {
+    if (!isUnavailable(error)) throw error;
+    throw new StorageUnavailableError(`PostgreSQL cannot serve queries right now: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+}

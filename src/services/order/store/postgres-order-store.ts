@@ -1,5 +1,5 @@
 import { migratePostgres } from "../../../storage/migrate.js";
-import type { PostgresPool } from "../../../storage/postgres-pool.js";
+import { type PostgresPool, queryPostgres } from "../../../storage/postgres-pool.js";
 import type { Order } from "../domain/order.js";
 import type { OrderStore } from "../domain/order-store.js";
 import { ORDER_MIGRATIONS } from "./order-migrations.js";
@@ -24,7 +24,7 @@ export async function openPostgresOrderStore(pool: PostgresPool): Promise<OrderS
   await migratePostgres(pool, ORDER_MIGRATIONS);
 
   const select = async (orderId: string): Promise<Order | undefined> => {
-    const result = await pool.query<OrderRow>({
+    const result = await queryPostgres<OrderRow>(pool, {
       name: SELECT_ORDER,
       text: `SELECT ${COLUMNS} FROM orders WHERE order_id = $1`,
       values: [orderId],
@@ -39,7 +39,7 @@ export async function openPostgresOrderStore(pool: PostgresPool): Promise<OrderS
       const existing = await select(order.id);
       if (existing !== undefined) return existing;
       // Two statements, not one CTE: see postgres-user-store.ts.
-      await pool.query({
+      await queryPostgres(pool, {
         name: INSERT_ORDER,
         text: `INSERT INTO orders (${COLUMNS}) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING`,
         values: [order.id, order.userId, order.status, order.createdAt],
@@ -49,7 +49,7 @@ export async function openPostgresOrderStore(pool: PostgresPool): Promise<OrderS
       return stored;
     },
     async listForUser(userId, limit) {
-      const result = await pool.query<OrderRow>({
+      const result = await queryPostgres<OrderRow>(pool, {
         name: LIST_ORDERS_FOR_USER,
         text: `SELECT ${COLUMNS} FROM orders WHERE user_id = $1 ORDER BY seq DESC LIMIT $2`,
         values: [userId, limit],

@@ -1,5 +1,5 @@
 import { migratePostgres } from "../../../storage/migrate.js";
-import type { PostgresPool } from "../../../storage/postgres-pool.js";
+import { type PostgresPool, queryPostgres } from "../../../storage/postgres-pool.js";
 import type { User } from "../domain/user.js";
 import type { UserStore } from "../domain/user-store.js";
 import { USER_MIGRATIONS } from "./user-migrations.js";
@@ -19,7 +19,7 @@ export async function openPostgresUserStore(pool: PostgresPool): Promise<UserSto
   await migratePostgres(pool, USER_MIGRATIONS);
 
   async function find(id: string): Promise<User | undefined> {
-    const result = await pool.query<UserRow>({
+    const result = await queryPostgres<UserRow>(pool, {
       name: SELECT_USER,
       text: "SELECT user_id, name, email FROM users WHERE user_id = $1",
       values: [id],
@@ -37,7 +37,7 @@ export async function openPostgresUserStore(pool: PostgresPool): Promise<UserSto
       // Two statements, not one CTE: on conflict with a row committed after the
       // statement began, a CTE's snapshot would not see that row. A fresh
       // statement does (DO NOTHING waits for the other insert to commit).
-      await pool.query({
+      await queryPostgres(pool, {
         name: INSERT_USER,
         text: "INSERT INTO users (user_id, name, email) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING",
         values: [user.id, user.name, user.email],
