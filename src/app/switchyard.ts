@@ -97,7 +97,10 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
       });
       cleanup.push("channels", () => userTransport.close());
       const users = createUserServiceDirectory(
-        createClient(UserServiceDefinition, userTransport, { interceptors: telemetry.clientInterceptors }),
+        createClient(UserServiceDefinition, userTransport, {
+          interceptors: telemetry.clientInterceptors,
+          ...(telemetry.clientObserver === undefined ? {} : { observer: telemetry.clientObserver }),
+        }),
       );
       server.addService(orderServiceHandlers(createOrderUseCases(stores.orders, users)));
     }

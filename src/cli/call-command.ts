@@ -59,6 +59,7 @@ export function addCallCommand(program: Command): void {
           deadline: Date.now() + flags.timeout,
           cancellation: undefined,
           metadata: token === undefined ? undefined : { authorization: `Bearer ${token}` },
+          observer: undefined,
         });
         process.stdout.write(`${JSON.stringify(method.responseType.toJSON(response), null, 2)}\n`);
       } catch (error) {

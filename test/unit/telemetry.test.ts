@@ -7,6 +7,7 @@ import { parseOtlpEndpoint, parseSampleRatio, serveTelemetryOf } from "../../src
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { type ClientCall, type ClientInterceptor, createClient } from "../../src/toolkit/client/create-client.js";
 import { withMetadata } from "../../src/toolkit/client/create-client.js";
+import { createInProcessTransport } from "../../src/toolkit/client/in-process-transport.js";
 import type { Transport, TransportCallOptions } from "../../src/toolkit/client/transport.js";
 import { type CallContext, createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { ClientError } from "../../src/toolkit/rpc/client-error.js";
@@ -210,16 +211,35 @@ describe("RPC metrics", () => {
     assert.ok(text.endsWith("\n"));
   });
 
-  it("count client calls, including those refused for lack of time", async () => {
+  it("count client calls by code, including those refused for lack of time, on the transport's own settling", async () => {
     const metrics = createRpcMetrics();
-    const client = createClient(UserServiceDefinition, recordingTransport(), { interceptors: [metrics.clientInterceptor] });
+    const dispatcher = createDispatcher({ logger: silentLogger() });
+    dispatcher.add(
+      defineService(UserServiceDefinition, {
+        getUser: async (request) => {
+          if (request.userId !== "u1") throw new RpcError(Code.NOT_FOUND, "no such user");
+          return { name: "n", email: "e", userId: "u1" };
+        },
+        createUser: async () => ({ name: "", email: "", userId: "" }),
+      }),
+    );
+    const client = createClient(UserServiceDefinition, createInProcessTransport(dispatcher), { observer: metrics.clientObserver });
     await client.getUser({ userId: "u1" });
+    await assert.rejects(client.getUser({ userId: "u2" }));
     await assert.rejects(client.getUser({ userId: "u1" }, { timeoutMs: 0 }));
     const text = metrics.render();
     const labels = 'grpc_type="unary",grpc_service="service.UserService",grpc_method="GetUser"';
-    assert.ok(text.includes(`grpc_client_handled_total{${labels},grpc_code="OK"} 1\n`), text);
-    assert.ok(text.includes(`grpc_client_handled_total{${labels},grpc_code="DeadlineExceeded"} 1\n`), text);
-    assert.ok(text.includes(`grpc_client_msg_received_total{${labels}} 1\n`), text);
+    for (const line of [
+      `grpc_client_started_total{${labels}} 3`,
+      `grpc_client_handled_total{${labels},grpc_code="OK"} 1`,
+      `grpc_client_handled_total{${labels},grpc_code="NotFound"} 1`,
+      `grpc_client_handled_total{${labels},grpc_code="DeadlineExceeded"} 1`,
+      `grpc_client_msg_sent_total{${labels}} 3`,
+      `grpc_client_msg_received_total{${labels}} 1`,
+      `grpc_client_in_flight_calls{${labels}} 0`,
+    ]) {
+      assert.ok(text.split("\n").includes(line), `missing: ${line}\n${text}`);
+    }
   });
 });
 
@@ -227,8 +247,15 @@ describe("telemetry setup", () => {
   it("installs nothing when neither tracing nor metrics is asked for", async () => {
     const telemetry = await startTelemetry({});
     assert.deepEqual(
-      [telemetry.serverInterceptors.length, telemetry.serverObserver, telemetry.clientInterceptors.length, telemetry.metricsPort, telemetry.tracing],
-      [0, undefined, 0, undefined, undefined],
+      [
+        telemetry.serverInterceptors.length,
+        telemetry.serverObserver,
+        telemetry.clientInterceptors.length,
+        telemetry.clientObserver,
+        telemetry.metricsPort,
+        telemetry.tracing,
+      ],
+      [0, undefined, 0, undefined, undefined, undefined],
     );
     await telemetry.close();
   });

@@ -1,4 +1,5 @@
 import type { CallContext } from "../rpc/call-context.js";
+import type { MethodObserver } from "../rpc/call-observer.js";
 import { SignalCancellation, type Cancellation } from "../rpc/cancellation.js";
 import { asPromise } from "../rpc/as-promise.js";
 import { ClientError } from "../rpc/client-error.js";
@@ -32,8 +33,16 @@ export interface ClientOptions {
    * time to answer its own caller after a downstream call times out. Default 20 ms.
    */
   readonly deadlineMarginMs?: number;
-  /** Run around every call, first listed outermost (tracing, metrics, auth...). Default none. */
+  /** Run around every call, first listed outermost (tracing, auth...). Default none. */
   readonly interceptors?: readonly ClientInterceptor[];
+  /** Told of every call and the status it ended with, inside the interceptors (metrics). Default none. */
+  readonly observer?: ClientCallObserver;
+}
+
+/** What a client tells of its calls, per method: see ClientOptions.observer. */
+export interface ClientCallObserver {
+  /** Once per method, as the client is made. */
+  observe(service: ServiceDefinition, method: MethodDefinition<unknown, unknown>): MethodObserver;
 }
 
 /** What a client interceptor sees of one outbound call. */
@@ -62,7 +71,7 @@ export function withMetadata(call: ClientCall, metadata: Metadata): ClientCall {
     path: call.path,
     request: call.request,
     parent: call.parent,
-    options: { deadline: options.deadline, cancellation: options.cancellation, metadata },
+    options: { deadline: options.deadline, cancellation: options.cancellation, metadata, observer: options.observer },
   };
 }
 
@@ -100,17 +109,20 @@ export function createClient<S extends ServiceDefinition>(
   const marginMs = options.deadlineMarginMs ?? 20;
   const send = (options.interceptors ?? []).reduceRight<(call: ClientCall) => Promise<unknown>>(
     (next, interceptor) => (call) => interceptor(call, next),
-    (call) =>
-      call.options.deadline <= Date.now()
-        ? Promise.reject(
-            new ClientError(call.path, Code.DEADLINE_EXCEEDED, `no time left to call ${call.path}: the deadline has passed`),
-          )
-        : // A synchronous throw (say, metadata the transport cannot send) is a failure like any other.
-          asPromise(() => transport.unary(call.service, call.method, call.request, call.options)),
+    (call) => {
+      if (call.options.deadline <= Date.now()) {
+        const observer = call.options.observer;
+        observer?.finished(observer.started(), Code.DEADLINE_EXCEEDED);
+        return Promise.reject(new ClientError(call.path, Code.DEADLINE_EXCEEDED, `no time left to call ${call.path}: the deadline has passed`));
+      }
+      // A synchronous throw (say, metadata the transport cannot send) is a failure like any other.
+      return asPromise(() => transport.unary(call.service, call.method, call.request, call.options));
+    },
   );
   const client: Record<string, (request: unknown, callOptions?: CallOptions) => Promise<unknown>> = {};
   for (const [key, method] of Object.entries(definition.methods)) {
     const path = `/${definition.fullName}/${method.name}`;
+    const observer = options.observer?.observe(definition, method);
     client[key] = (request, callOptions = {}) => {
       const parent = callOptions.parent;
       // The parent's budget governs; the default applies only to a call with
@@ -119,7 +131,7 @@ export function createClient<S extends ServiceDefinition>(
       let deadline = parent?.deadline !== undefined ? parent.deadline - marginMs : now + defaultTimeoutMs;
       if (callOptions.timeoutMs !== undefined) deadline = Math.min(deadline, now + callOptions.timeoutMs);
       const cancellation = cancellationOf(callOptions.signal, parent);
-      return send({ service: definition, method, path, request, parent, options: { deadline, cancellation, metadata: callOptions.metadata } });
+      return send({ service: definition, method, path, request, parent, options: { deadline, cancellation, metadata: callOptions.metadata, observer } });
     };
   }
   return client as Client<S>;

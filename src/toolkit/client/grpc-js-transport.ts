@@ -93,28 +93,44 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
       for (const [key, value] of Object.entries(callOptions.metadata ?? {})) {
         metadata.set(key, typeof value === "string" ? value : Buffer.from(value));
       }
+      const { observer } = callOptions;
+      const started = observer === undefined ? 0 : observer.started();
       return new Promise((resolve, reject) => {
         const cancellation = callOptions.cancellation;
         if (cancellation !== undefined && cancellation.abortReason !== undefined) {
+          observer?.finished(started, Code.CANCELLED);
           reject(new ClientError(path, Code.CANCELLED, `the call to ${path} was cancelled before it started`));
           return;
         }
         const onAbort = (): void => call.cancel();
-        const call = withoutStackTraces(() =>
-          channel.makeUnaryRequest(
-            path,
-            (message: unknown) => Buffer.from(method.requestType.encode(message as never).finish()),
-            (bytes: Buffer) => method.responseType.decode(bytes),
-            request,
-            metadata,
-            { deadline: new Date(callOptions.deadline) },
-            (error, response) => {
-              cancellation?.removeAbortListener(onAbort);
-              if (error) reject(toClientError(path, error));
-              else resolve(response as Awaited<ReturnType<typeof method.responseType.decode>>);
-            },
-          ),
-        );
+        let call: grpc.ClientUnaryCall;
+        try {
+          call = withoutStackTraces(() =>
+            channel.makeUnaryRequest(
+              path,
+              (message: unknown) => Buffer.from(method.requestType.encode(message as never).finish()),
+              (bytes: Buffer) => method.responseType.decode(bytes),
+              request,
+              metadata,
+              { deadline: new Date(callOptions.deadline) },
+              (error, response) => {
+                cancellation?.removeAbortListener(onAbort);
+                if (error) {
+                  const clientError = toClientError(path, error);
+                  observer?.finished(started, clientError.code);
+                  reject(clientError);
+                } else {
+                  observer?.finished(started, Code.OK);
+                  resolve(response as Awaited<ReturnType<typeof method.responseType.decode>>);
+                }
+              },
+            ),
+          );
+        } catch (error) {
+          // grpc-js refused to start the call (say, a request it cannot serialize): a failure with no status.
+          observer?.finished(started, Code.UNKNOWN);
+          throw error;
+        }
         cancellation?.addAbortListener(onAbort);
       });
     },

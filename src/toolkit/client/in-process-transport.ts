@@ -28,31 +28,38 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
         const path = `/${service.fullName}/${method.name}`;
         const route = dispatcher.route(path);
         if (route === undefined) {
+          options.observer?.finished(options.observer.started(), Code.UNIMPLEMENTED);
           return Promise.reject(new ClientError(path, Code.UNIMPLEMENTED, `${path} is not hosted in this process`));
         }
         known = { path, route };
         routes.set(method as MethodDefinition<unknown, unknown>, known);
       }
       const { path, route } = known;
+      const { observer } = options;
+      const started = observer === undefined ? 0 : observer.started();
       const caller = options.cancellation;
-      if (caller !== undefined && caller.abortReason !== undefined) return Promise.reject(cancelled(path));
+      if (caller !== undefined && caller.abortReason !== undefined) {
+        observer?.finished(started, Code.CANCELLED);
+        return Promise.reject(cancelled(path));
+      }
       return new Promise<never>((resolve, reject) => {
         let settled = false;
-        const settle = (): void => {
+        const settle = (code: Code): void => {
           settled = true;
           clearTimeout(timer);
           caller?.removeAbortListener(onCallerAbort);
+          observer?.finished(started, code);
         };
         // The callee learns why its caller stopped waiting as a server would
         // (an RpcError of its own), the caller as a client does (a ClientError
         // naming the method): each side's error then blames the right hop.
         const onExpired = (): void => {
-          settle();
+          settle(Code.DEADLINE_EXCEEDED);
           callee.abort(new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded"));
           reject(new ClientError(path, Code.DEADLINE_EXCEEDED, `deadline exceeded calling ${path}`));
         };
         const onCallerAbort = (): void => {
-          settle();
+          settle(Code.CANCELLED);
           callee.abort(new RpcError(Code.CANCELLED, "the caller cancelled the call"));
           reject(cancelled(path));
         };
@@ -62,12 +69,12 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
         dispatcher.invoke(route, request, callee).then(
           (response) => {
             if (settled) return;
-            settle();
+            settle(Code.OK);
             resolve(response as never);
           },
           (error: RpcError) => {
             if (settled) return;
-            settle();
+            settle(error.code);
             reject(
               new ClientError(path, error.code, error.message, {
                 ...(error.reason === undefined ? {} : { reason: error.reason }),

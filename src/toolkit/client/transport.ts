@@ -1,3 +1,4 @@
+import type { MethodObserver } from "../rpc/call-observer.js";
 import type { Cancellation } from "../rpc/cancellation.js";
 import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
 import type { Metadata } from "../rpc/metadata.js";
@@ -9,6 +10,8 @@ export interface TransportCallOptions {
   /** Cancels the call: the peer sees the cancellation. */
   readonly cancellation: Cancellation | undefined;
   readonly metadata: Metadata | undefined;
+  /** Told when the call goes out and how it ends (the status the caller gets); the transport tells it both. */
+  readonly observer: MethodObserver | undefined;
 }
 
 /**

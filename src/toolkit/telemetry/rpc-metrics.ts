@@ -1,14 +1,15 @@
-import type { ClientInterceptor } from "../client/create-client.js";
+import type { ClientCallObserver } from "../client/create-client.js";
+import type { MethodObserver } from "../rpc/call-observer.js";
 import { Code } from "../rpc/code.js";
-import { RpcError } from "../rpc/rpc-error.js";
 import type { CallObserver } from "../server/dispatcher.js";
 import { escapeLabelValue } from "./prometheus-text.js";
 
-/** RED metrics of both sides of every call: interceptors that count, and the text that reports. */
+/** RED metrics of both sides of every call: observers that count, and the text that reports. */
 export interface RpcMetrics {
   /** For the server's dispatcher: counts every call it serves. */
   readonly serverObserver: CallObserver;
-  readonly clientInterceptor: ClientInterceptor;
+  /** For createClient: counts every call a client makes. */
+  readonly clientObserver: ClientCallObserver;
   /** The families in the Prometheus text format (0.0.4), each ending in a newline. */
   render(): string;
 }
@@ -155,6 +156,28 @@ function finish(stats: MethodStats, code: Code, started: number): void {
 }
 
 /**
+ * Counts one method's unary calls on one side: its one request as the call
+ * starts (received by a server, sent by a client), its one response when it
+ * ends OK (sent by a server, received by a client).
+ */
+function methodObserver(stats: MethodStats, side: "server" | "client"): MethodObserver {
+  const request = side === "server" ? "received" : "sent";
+  const response = side === "server" ? "sent" : "received";
+  return {
+    started() {
+      stats.started += 1;
+      stats[request] += 1;
+      stats.inFlight += 1;
+      return performance.now();
+    },
+    finished(started, code) {
+      if (code === Code.OK) stats[response] += 1;
+      finish(stats, code, started);
+    },
+  };
+}
+
+/**
  * go-grpc-prometheus's server and client metrics (`grpc_server_started_total`,
  * `grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}`,
  * `grpc_server_handling_seconds`, `grpc_server_msg_received_total`,
@@ -166,39 +189,10 @@ export function createRpcMetrics(): RpcMetrics {
   const client = new Side("client");
   return {
     serverObserver: {
-      observe(route) {
-        const stats = server.stats(route.service.fullName, route.method.name);
-        return {
-          started() {
-            stats.started += 1;
-            stats.received += 1;
-            stats.inFlight += 1;
-            return performance.now();
-          },
-          finished(started, code) {
-            if (code === Code.OK) stats.sent += 1;
-            finish(stats, code, started);
-          },
-        };
-      },
+      observe: (route) => methodObserver(server.stats(route.service.fullName, route.method.name), "server"),
     },
-    clientInterceptor: (call, next) => {
-      const stats = client.stats(call.service.fullName, call.method.name);
-      const started = performance.now();
-      stats.started += 1;
-      stats.sent += 1;
-      stats.inFlight += 1;
-      return next(call).then(
-        (response) => {
-          stats.received += 1;
-          finish(stats, Code.OK, started);
-          return response;
-        },
-        (error: unknown) => {
-          finish(stats, error instanceof RpcError ? error.code : Code.UNKNOWN, started);
-          throw error;
-        },
-      );
+    clientObserver: {
+      observe: (service, method) => methodObserver(client.stats(service.fullName, method.name), "client"),
     },
     render: () => `${server.render()}\n${client.render()}`,
   };

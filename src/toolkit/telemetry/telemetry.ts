@@ -1,5 +1,5 @@
 import type { CallAttemptObserver } from "../client/call-attempt-observer.js";
-import type { ClientInterceptor } from "../client/create-client.js";
+import type { ClientCallObserver, ClientInterceptor } from "../client/create-client.js";
 import type { CallObserver } from "../server/dispatcher.js";
 import type { ServerInterceptor } from "../server/server-interceptor.js";
 import type { MetricsServer } from "./metrics-server.js";
@@ -34,7 +34,10 @@ export interface Telemetry {
   readonly serverInterceptors: readonly ServerInterceptor[];
   /** The server's RPC metrics, for its dispatcher; undefined without metrics. */
   readonly serverObserver: CallObserver | undefined;
+  /** Tracing's; empty without tracing. */
   readonly clientInterceptors: readonly ClientInterceptor[];
+  /** The client RPC metrics, for createClient; undefined without metrics. */
+  readonly clientObserver: ClientCallObserver | undefined;
   /** For grpc-js transports: a span per call attempt (retries, hedges). Undefined without tracing. */
   readonly attemptObserver: CallAttemptObserver | undefined;
   /** Times stores and reports their pools on the same endpoint; undefined without a metrics port. */
@@ -69,6 +72,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   }
   let storeMetrics: StoreMetrics | undefined;
   let serverObserver: CallObserver | undefined;
+  let clientObserver: ClientCallObserver | undefined;
   let metricsServer: MetricsServer | undefined;
   let stopAnswering: (() => void) | undefined;
   if (options.metricsPort !== undefined || options.metricsViaClusterPrimary === true) {
@@ -101,12 +105,13 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
       }
     }
     serverObserver = metrics.serverObserver;
-    clientInterceptors.push(metrics.clientInterceptor);
+    clientObserver = metrics.clientObserver;
   }
   return {
     serverInterceptors,
     serverObserver,
     clientInterceptors,
+    clientObserver,
     attemptObserver: tracing?.attemptObserver,
     storeMetrics,
     metricsPort: metricsServer?.port,
