@@ -1,4 +1,5 @@
 import pg from "pg";
+import { StorageUnavailableError } from "./storage-unavailable.js";
 
 /** The pg pool type, so callers need not import the driver. */
 export type PostgresPool = pg.Pool;
@@ -32,15 +33,6 @@ export function createPostgresPool(url: string, options: PostgresPoolOptions = {
   return pool;
 }
 
-/**
- * PostgreSQL could not serve a query right now: unreachable, restarting, out
- * of connections, no pooled connection free in time, or a statement past its
- * timeout. Transient: the same query may succeed when retried later.
- */
-export class StorageUnavailableError extends Error {
-  override readonly name = "StorageUnavailableError";
-}
-
 // SQLSTATEs that blame the server rather than the query: class 08 (connection
 // exception) plus admin/crash shutdown, cannot connect now, too many
 // connections, and query_canceled (we cancel nothing but by statement_timeout).
@@ -53,7 +45,7 @@ const DRIVER_MESSAGES = /timeout exceeded when trying to connect|Connection term
 export function isUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code: unknown = Reflect.get(error, "code");
-  if (typeof code === "string" && (code.startsWith("08") || UNAVAILABLE_SQLSTATES.has(code) || NETWORK_ERRNOS.has(code))) return true;
+  if (typeof code === "string") return code.startsWith("08") || UNAVAILABLE_SQLSTATES.has(code) || NETWORK_ERRNOS.has(code);
   return DRIVER_MESSAGES.test(error.message);
 }
 

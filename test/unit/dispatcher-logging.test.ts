@@ -12,13 +12,13 @@ import { defineService } from "../../src/toolkit/server/service-registration.js"
 import { createTracing } from "../../src/toolkit/telemetry/tracing.js";
 
 /** JSON log lines written so far, once the logger's stream has passed them on. */
-function capturing() {
+function capturing(level: "error" | "warn" = "error") {
   const lines: Record<string, unknown>[] = [];
   const stream = new PassThrough();
   stream.on("data", (chunk: Buffer) => {
     for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text) as Record<string, unknown>);
   });
-  return { logger: createLogger({ level: "error", destination: stream }), lines };
+  return { logger: createLogger({ level, destination: stream }), lines };
 }
 
 function context(traceparent?: string): CallContext {
@@ -171,6 +171,33 @@ describe("the dispatcher's error mapping and call count", () => {
       log.lines.filter((line) => line["msg"] === "call failed unexpectedly").map((line) => (line["err"] as { message: string }).message),
       ["a bug"],
     );
+  });
+
+  it("warns of a failure mapped to UNAVAILABLE with its cause, at most once a second per method", async () => {
+    const log = capturing("warn");
+    const dispatcher = createDispatcher({ logger: log.logger });
+    dispatcher.add(
+      defineService(
+        UserServiceDefinition,
+        {
+          getUser: async () => {
+            throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+          },
+          createUser: async () => ({ name: "", email: "", userId: "" }),
+        },
+        { mapError: (error) => new RpcError(Code.UNAVAILABLE, "the database is unavailable", { cause: error }) },
+      ),
+    );
+    const route = dispatcher.route("/service.UserService/GetUser");
+    assert.ok(route);
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(dispatcher.invoke(route, {}, context()), (error: RpcError) => error.code === Code.UNAVAILABLE);
+    }
+    await flush();
+    const warnings = log.lines.filter((line) => line["level"] === 40);
+    assert.equal(warnings.length, 1, JSON.stringify(log.lines));
+    assert.equal((warnings[0]?.["err"] as { message: string }).message, "connect ECONNREFUSED 127.0.0.1:5432");
+    assert.equal(warnings[0]?.["method"], "service.UserService/GetUser");
   });
 
   it("counts the calls in flight, whether they end in an answer or an error", async () => {

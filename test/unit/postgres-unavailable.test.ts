@@ -29,6 +29,8 @@ describe("which PostgreSQL failures count as the database being unavailable", ()
       withCode('duplicate key value violates unique constraint "orders_pkey"', "23505"),
       withCode('relation "users" does not exist', "42P01"),
       new Error("user vanished right after insert"),
+      // A failure with a SQLSTATE of its own is read by its code, whatever its message says.
+      withCode("raised by a function: connection error upstream", "P0001"),
       "not an error",
     ]) {
       assert.equal(isUnavailable(error), false, String(error));

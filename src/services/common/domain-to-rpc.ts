@@ -1,6 +1,6 @@
 import { Code } from "../../toolkit/rpc/code.js";
 import { RpcError } from "../../toolkit/rpc/rpc-error.js";
-import { StorageUnavailableError } from "../../storage/postgres-pool.js";
+import { StorageUnavailableError } from "../../storage/storage-unavailable.js";
 import { DomainError, type DomainErrorKind } from "./domain-error.js";
 
 const CODE_OF: Readonly<Record<DomainErrorKind, Code>> = {

@@ -75,6 +75,20 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       "call failed unexpectedly",
     );
   };
+  // A handler failure its service answers UNAVAILABLE (its database is down,
+  // say) is for the operator to see, with the cause the caller is not shown;
+  // an outage fails every call, so at most one line a second per method.
+  const lastWarned = new Map<Route, number>();
+  const warnUnavailable = (error: unknown, route: Route, context: CallContext): void => {
+    if (!(error instanceof RpcError) || error.code !== Code.UNAVAILABLE || error.cause === undefined) return;
+    const now = Date.now();
+    if (now - (lastWarned.get(route) ?? 0) < 1_000) return;
+    lastWarned.set(route, now);
+    options.logger.warn(
+      { err: error.cause, method: `${route.service.fullName}/${route.method.name}`, ...traceFieldsOf(context.traceParent) },
+      "call answered UNAVAILABLE: something the service needs is unavailable",
+    );
+  };
   const fail = (error: unknown, route: Route): never => {
     logUnexpected(error, route, undefined);
     throw toCallerError(error);
@@ -90,6 +104,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     return asPromise(() => handler(call.request, call.context)).catch((thrown: unknown) => {
       const error = mapError(thrown);
       logUnexpected(error, route, call.context);
+      warnUnavailable(error, route, call.context);
       throw error;
     });
   };
@@ -127,8 +142,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       }
       const { chain, observer } = entry;
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
-      inFlight++;
       const started = observer === undefined ? 0 : observer.started();
+      inFlight++;
       return asPromise(() => chain(call)).then(
         (response) => {
           inFlight--;

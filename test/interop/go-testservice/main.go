@@ -466,7 +466,7 @@ func main() {
 	address := os.Args[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	conn, err := grpc.DialContext(ctx, address, grpc.WithInsecure(), grpc.WithBlock(),
-		// Fixed 64 KiB windows (grpc-go's defaults) turn BDP estimation off:
+		// Fixed 65535-byte windows (grpc-go's defaults) turn BDP estimation off:
 		// Debian's grpc-go 1.33 races when a BDP window update meets a stream
 		// being opened (the new stream keeps the old limit while the server is
 		// granted the new one) and fails that stream with "unexpected EOF".
