@@ -1,5 +1,5 @@
 import type { CallContext } from "../rpc/call-context.js";
-import type { MethodObserver } from "../rpc/call-observer.js";
+import { type MethodObserver, observeRefused } from "../rpc/call-observer.js";
 import { SignalCancellation, type Cancellation } from "../rpc/cancellation.js";
 import { asPromise } from "../rpc/as-promise.js";
 import { ClientError } from "../rpc/client-error.js";
@@ -111,8 +111,7 @@ export function createClient<S extends ServiceDefinition>(
     (next, interceptor) => (call) => interceptor(call, next),
     (call) => {
       if (call.options.deadline <= Date.now()) {
-        const observer = call.options.observer;
-        observer?.finished(observer.started(), Code.DEADLINE_EXCEEDED);
+        observeRefused(call.options.observer, Code.DEADLINE_EXCEEDED);
         return Promise.reject(new ClientError(call.path, Code.DEADLINE_EXCEEDED, `no time left to call ${call.path}: the deadline has passed`));
       }
       // A synchronous throw (say, metadata the transport cannot send) is a failure like any other.

@@ -89,10 +89,6 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
   return {
     unary(service, method, request, callOptions) {
       const path = `/${service.fullName}/${method.name}`;
-      const metadata = new grpc.Metadata();
-      for (const [key, value] of Object.entries(callOptions.metadata ?? {})) {
-        metadata.set(key, typeof value === "string" ? value : Buffer.from(value));
-      }
       const { observer } = callOptions;
       const started = observer === undefined ? 0 : observer.started();
       return new Promise((resolve, reject) => {
@@ -105,6 +101,10 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
         const onAbort = (): void => call.cancel();
         let call: grpc.ClientUnaryCall;
         try {
+          const metadata = new grpc.Metadata();
+          for (const [key, value] of Object.entries(callOptions.metadata ?? {})) {
+            metadata.set(key, typeof value === "string" ? value : Buffer.from(value));
+          }
           call = withoutStackTraces(() =>
             channel.makeUnaryRequest(
               path,
@@ -127,7 +127,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
             ),
           );
         } catch (error) {
-          // grpc-js refused to start the call (say, a request it cannot serialize): a failure with no status.
+          // grpc-js refused the call (metadata it cannot send, a request it cannot serialize): a failure with no status.
           observer?.finished(started, Code.UNKNOWN);
           throw error;
         }

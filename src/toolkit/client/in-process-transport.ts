@@ -1,4 +1,5 @@
 import type { CallContext } from "../rpc/call-context.js";
+import { observeRefused } from "../rpc/call-observer.js";
 import { CancellationSource } from "../rpc/cancellation.js";
 import { ClientError } from "../rpc/client-error.js";
 import { Code } from "../rpc/code.js";
@@ -28,7 +29,7 @@ export function createInProcessTransport(dispatcher: Dispatcher): Transport {
         const path = `/${service.fullName}/${method.name}`;
         const route = dispatcher.route(path);
         if (route === undefined) {
-          options.observer?.finished(options.observer.started(), Code.UNIMPLEMENTED);
+          observeRefused(options.observer, Code.UNIMPLEMENTED);
           return Promise.reject(new ClientError(path, Code.UNIMPLEMENTED, `${path} is not hosted in this process`));
         }
         known = { path, route };

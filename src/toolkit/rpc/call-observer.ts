@@ -12,3 +12,8 @@ export interface MethodObserver {
   /** The call ended with `code`. */
   finished(started: number, code: Code): void;
 }
+
+/** Tells `observer` of a call refused before it went out, with the status the caller gets. */
+export function observeRefused(observer: MethodObserver | undefined, code: Code): void {
+  observer?.finished(observer.started(), code);
+}
