@@ -9,8 +9,9 @@ export interface TraceParent {
 }
 
 /**
- * The last header parsed: a call between services in one process parses the
- * same string twice (the client passing it on, the server receiving it).
+ * The last header parsed or made here: a call between services in one
+ * process reads the same string twice (the client passing it on, the server
+ * receiving it), and a header this process has just made is not parsed again.
  */
 let lastValue: string | undefined;
 let lastParsed: TraceParent | undefined;
@@ -23,6 +24,14 @@ export function parseTraceParent(value: unknown): TraceParent | undefined {
   lastValue = value;
   lastParsed = parsed;
   return parsed;
+}
+
+/** The `traceparent` (version 00) of span `spanId` of trace `traceId`: lowercase hex, 32 and 16 digits. */
+export function formatTraceParent(traceId: string, spanId: string, sampled: boolean): string {
+  const value = `00-${traceId}-${spanId}-${sampled ? "01" : "00"}`;
+  lastValue = value;
+  lastParsed = { traceId, spanId, sampled };
+  return value;
 }
 
 function parse(value: string): TraceParent | undefined {

@@ -1,4 +1,5 @@
 import { randomFillSync } from "node:crypto";
+import { formatTraceParent } from "../rpc/trace-parent.js";
 
 // Most calls are not sampled (1 % is a usual ratio), yet each must still pass
 // a trace on so that downstream services do not start traces of their own.
@@ -34,5 +35,5 @@ export function newSpanId(): string {
 
 /** A `traceparent` for a span of `traceId` that is not recorded (flags 00). */
 export function unsampledTraceParent(traceId: string): string {
-  return `00-${traceId}-${newSpanId()}-00`;
+  return formatTraceParent(traceId, newSpanId(), false);
 }
