@@ -1,15 +1,19 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { StorageUnavailableError } from "./storage-unavailable.js";
 
 /** The better-sqlite3 connection type, so callers need not import the driver. */
 export type SqliteDatabase = Database.Database;
 
-// How long a writer waits for another process's lock before failing with SQLITE_BUSY.
-const BUSY_TIMEOUT_MS = 5_000;
+/** Options for openSqliteDatabase. */
+export interface SqliteDatabaseOptions {
+  /** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+}
 
 /** Opens (creating if needed) a SQLite file set up so an acknowledged write survives a crash. */
-export function openSqliteDatabase(file: string): SqliteDatabase {
+export function openSqliteDatabase(file: string, options: SqliteDatabaseOptions = {}): SqliteDatabase {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const db = new Database(file);
   try {
@@ -17,11 +21,26 @@ export function openSqliteDatabase(file: string): SqliteDatabase {
     // commit, so a resolved write is on disk even after kill -9 or power loss.
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5_000)}`);
     db.pragma("foreign_keys = ON");
   } catch (error) {
     db.close();
     throw error;
   }
   return db;
+}
+
+/**
+ * `error` as the stores throw it: a StorageUnavailableError (its cause kept)
+ * when SQLite could not get a lock in time — SQLITE_BUSY, when another
+ * connection (a worker process sharing the file, a backup) held it past the
+ * busy timeout. That is transient: the same statement may succeed when
+ * retried. Anything else is returned as it is.
+ */
+export function sqliteFailure(error: unknown): unknown {
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  if (typeof code === "string" && (code === "SQLITE_BUSY" || code.startsWith("SQLITE_BUSY_"))) {
+    return new StorageUnavailableError(`SQLite is busy: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  return error;
 }

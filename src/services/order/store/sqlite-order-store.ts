@@ -1,5 +1,5 @@
 import { migrateSqlite } from "../../../storage/migrate.js";
-import type { SqliteDatabase } from "../../../storage/sqlite-database.js";
+import { type SqliteDatabase, sqliteFailure } from "../../../storage/sqlite-database.js";
 import type { Order } from "../domain/order.js";
 import type { OrderStore } from "../domain/order-store.js";
 import { ORDER_MIGRATIONS } from "./order-migrations.js";
@@ -27,22 +27,30 @@ export function openSqliteOrderStore(db: SqliteDatabase): OrderStore {
 
   return {
     async insertIfAbsent(order) {
-      // Read first: a replayed request then costs no write (and no fsync).
-      const existing = select.get(order.id);
-      if (existing !== undefined) return toOrder(existing);
-      insert.run(order.id, order.userId, order.status, order.createdAt);
-      const row = select.get(order.id);
-      if (row === undefined) throw new Error("order vanished right after insert");
-      return toOrder(row);
+      try {
+        // Read first: a replayed request then costs no write (and no fsync).
+        const existing = select.get(order.id);
+        if (existing !== undefined) return toOrder(existing);
+        insert.run(order.id, order.userId, order.status, order.createdAt);
+        const row = select.get(order.id);
+        if (row === undefined) throw new Error("order vanished right after insert");
+        return toOrder(row);
+      } catch (error) {
+        throw sqliteFailure(error);
+      }
     },
     async listForUser(userId, limit) {
-      // The latest order alone (GetOrderByUser's question) is read with get():
-      // all() costs about three times as much per call for one row.
-      if (limit === 1) {
-        const row = latestForUser.get(userId);
-        return row === undefined ? [] : [toOrder(row)];
+      try {
+        // The latest order alone (GetOrderByUser's question) is read with get():
+        // all() costs about three times as much per call for one row.
+        if (limit === 1) {
+          const row = latestForUser.get(userId);
+          return row === undefined ? [] : [toOrder(row)];
+        }
+        return listForUser.all(userId, limit).map(toOrder);
+      } catch (error) {
+        throw sqliteFailure(error);
       }
-      return listForUser.all(userId, limit).map(toOrder);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { migrateSqlite } from "../../../storage/migrate.js";
-import type { SqliteDatabase } from "../../../storage/sqlite-database.js";
+import { type SqliteDatabase, sqliteFailure } from "../../../storage/sqlite-database.js";
 import type { User } from "../domain/user.js";
 import type { UserStore } from "../domain/user-store.js";
 import { USER_MIGRATIONS } from "./user-migrations.js";
@@ -25,16 +25,24 @@ export function openSqliteUserStore(db: SqliteDatabase): UserStore {
 
   return {
     async find(id) {
-      return find(id);
+      try {
+        return find(id);
+      } catch (error) {
+        throw sqliteFailure(error);
+      }
     },
     async insertIfAbsent(user) {
-      // Read first: a replayed request then costs no write (and no fsync).
-      const existing = find(user.id);
-      if (existing !== undefined) return existing;
-      insert.run(user.id, user.name, user.email);
-      const stored = find(user.id);
-      if (stored === undefined) throw new Error("user vanished right after insert");
-      return stored;
+      try {
+        // Read first: a replayed request then costs no write (and no fsync).
+        const existing = find(user.id);
+        if (existing !== undefined) return existing;
+        insert.run(user.id, user.name, user.email);
+        const stored = find(user.id);
+        if (stored === undefined) throw new Error("user vanished right after insert");
+        return stored;
+      } catch (error) {
+        throw sqliteFailure(error);
+      }
     },
   };
 }
