@@ -1,3 +1,4 @@
+import { whenSettled } from "../rpc/as-promise.js";
 import { formatLabels } from "./prometheus-text.js";
 
 /** What a timed store is, as labels on its figures. */
@@ -132,9 +133,8 @@ export function createStoreMetrics(): StoreMetrics {
             observe(ok, started);
             return result;
           }
-          // Observed on a branch of its own: the caller awaits the store's
-          // promise itself, so timing adds no turn of the microtask queue.
-          result.then(
+          whenSettled(
+            result,
             () => observe(ok, started),
             () => observe(failed, started),
           );

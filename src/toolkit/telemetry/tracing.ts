@@ -26,6 +26,7 @@ import type { AttemptEnded, CallAttemptObserver } from "../client/call-attempt-o
 import { type ClientCall, type ClientInterceptor, withMetadata } from "../client/create-client.js";
 import { type CallContext, ForwardingCallContext } from "../rpc/call-context.js";
 import { Code } from "../rpc/code.js";
+import { whenSettled } from "../rpc/as-promise.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { formatTraceParent, parseTraceParent } from "../rpc/trace-parent.js";
 import { toCallerError } from "../server/escaped-error.js";
@@ -158,17 +159,6 @@ const SERVER_ERRORS: ReadonlySet<Code> = new Set([
   Code.UNAVAILABLE,
   Code.DATA_LOSS,
 ]);
-
-/**
- * Runs `ok` or `failed` as `result` settles, on a branch of its own: the
- * caller goes on awaiting `result` itself. A recorded call then takes as many
- * turns of the microtask queue as an unrecorded one; an extra `.then` layer
- * on 1 % of calls put them out of step with the others and cost every call
- * about 0.7 µs (docs/benchmarks.md, "Tracing at 1 %").
- */
-function whenSettled(result: Promise<unknown>, ok: () => void, failed: (error: unknown) => void): void {
-  result.then(ok, failed);
-}
 
 function endSpan(span: Span, code: Code, message: string | undefined, isError: boolean): void {
   span.setAttribute("rpc.grpc.status_code", code);
