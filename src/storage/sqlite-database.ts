@@ -38,9 +38,9 @@ export function openSqliteDatabase(file: string, options: SqliteDatabaseOptions 
  * retried. Anything else is returned as it is.
  */
 export function sqliteFailure(error: unknown): unknown {
-  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
-  if (typeof code === "string" && (code === "SQLITE_BUSY" || code.startsWith("SQLITE_BUSY_"))) {
-    return new StorageUnavailableError(`SQLite is busy: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
-  return error;
+  if (!(error instanceof Error)) return error;
+  const code = (error as Error & { code?: unknown }).code;
+  // SQLITE_BUSY and its extended codes (SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_RECOVERY…).
+  if (typeof code !== "string" || !code.startsWith("SQLITE_BUSY")) return error;
+  return new StorageUnavailableError(`SQLite is busy: ${error.message}`, { cause: error });
 }
