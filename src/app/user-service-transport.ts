@@ -2,6 +2,7 @@ import { UserServiceDefinition } from "../gen/service/v1/service.js";
 import { asInProcessCaller } from "../toolkit/auth/in-process-caller.js";
 import type { CallAttemptObserver } from "../toolkit/client/call-attempt-observer.js";
 import { createGrpcTransport } from "../toolkit/client/grpc-js-transport.js";
+import { createHttp2Transport } from "../toolkit/client/http2/http2-transport.js";
 import { createInProcessTransport } from "../toolkit/client/in-process-transport.js";
 import type { Transport } from "../toolkit/client/transport.js";
 import { etcdChannelOptions } from "../toolkit/discovery/etcd-discovery.js";
@@ -36,23 +37,32 @@ export interface UserServiceTransportWiring {
 }
 
 /**
- * The one transport OrderService's UserService client shares: a grpc-js
- * channel to `userServiceTarget` (TLS, attempt spans, `etcd:` resolution
- * when a registry is given) or, without a target, since both services then
+ * The one transport OrderService's UserService client shares: a channel to
+ * `userServiceTarget` (TLS, attempt spans, `etcd:` resolution when a
+ * registry is given) on the same engine as the server — the lean node:http2
+ * client, or @grpc/grpc-js — or, without a target, since both services then
  * live here, the in-process transport: the same semantics without a socket.
  */
 export function createUserServiceTransport(options: SwitchyardOptions, wiring: UserServiceTransportWiring): Transport {
   const target = options.userServiceTarget;
   if (target) {
+    const discoveryOptions = options.registry === undefined ? {} : etcdChannelOptions(options.registry);
+    const attempts = wiring.attemptObserver === undefined ? {} : { attemptObserver: wiring.attemptObserver };
+    if ((options.engine ?? "http2") === "http2") {
+      return createHttp2Transport({
+        target,
+        services: [UserServiceDefinition],
+        ...(wiring.tls ? { tls: wiring.tls.connectionTls } : {}),
+        ...attempts,
+        discoveryOptions,
+      });
+    }
     return createGrpcTransport({
       target,
       services: [UserServiceDefinition],
       ...(wiring.tls ? { credentials: wiring.tls.credentials } : {}),
-      ...(wiring.attemptObserver === undefined ? {} : { attemptObserver: wiring.attemptObserver }),
-      channelOptions: {
-        ...wiring.tls?.channelOptions,
-        ...(options.registry === undefined ? {} : etcdChannelOptions(options.registry)),
-      },
+      ...attempts,
+      channelOptions: { ...wiring.tls?.channelOptions, ...discoveryOptions },
     });
   }
   // With auth on, in-process calls carry OrderService's identity, as its

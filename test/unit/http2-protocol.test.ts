@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { describe, it } from "node:test";
 import { Code } from "../../src/toolkit/rpc/code.js";
-import { MessageReader, type ProtocolError } from "../../src/toolkit/server/http2/message-reader.js";
+import { MessageReader, type ProtocolError } from "../../src/toolkit/wire/message-reader.js";
 import {
   decodeGrpcMessage,
   encodeBinaryHeader,
@@ -11,7 +11,7 @@ import {
   isGrpcProtoContentType,
   metadataFromHeaders,
   parseGrpcTimeout,
-} from "../../src/toolkit/server/http2/protocol.js";
+} from "../../src/toolkit/wire/protocol.js";
 
 function frame(message: Buffer, compressed = false): Buffer {
   const header = Buffer.alloc(5);

@@ -7,25 +7,11 @@ import { installDiscoveryResolvers } from "../discovery/grpc-resolver.js";
 import type { CallAttemptObserver } from "./call-attempt-observer.js";
 import { ejectionSettings, type OutlierDetectionOptions } from "./endpoint-ejection.js";
 import { CALL_ATTEMPT_OBSERVER_OPTION, endpointEjectionConfig, installEndpointEjectionPolicy } from "./endpoint-ejection-policy.js";
+import { RETRY_THROTTLE, retrySettings, type RetryOptions } from "./retry-policy.js";
 import type { Transport } from "./transport.js";
 
 export type { OutlierDetectionOptions } from "./endpoint-ejection.js";
-
-/** Retry settings (gRFC A6), applied only to methods the proto marks idempotent. */
-export interface RetryOptions {
-  /**
-   * Attempts in all, the first included. Default 3: with round robin over
-   * two or more endpoints, two retries get past a dead one, and a caller two
-   * retrying hops up still hears of a dead dependency within a second.
-   */
-  readonly maxAttempts?: number;
-  /** Default 50 ms (a retry waits a random time up to the backoff, gRFC A6). */
-  readonly initialBackoffMs?: number;
-  /** Default 500 ms. */
-  readonly maxBackoffMs?: number;
-  /** Default 2. */
-  readonly backoffMultiplier?: number;
-}
+export type { RetryOptions } from "./retry-policy.js";
 
 /** Options for createGrpcTransport. */
 export interface GrpcTransportOptions {
@@ -165,7 +151,7 @@ function toClientError(path: string, error: grpc.ServiceError): ClientError {
 export function serviceConfig(
   options: Pick<GrpcTransportOptions, "services" | "retry" | "outlierDetection" | "hedging" | "attemptObserver">,
 ): object {
-  const retry = options.retry ?? {};
+  const retry = retrySettings(options.retry === false ? {} : (options.retry ?? {}));
   const hedged = new Set(options.hedging?.methods ?? []);
   const idempotent = options.services.flatMap((service) =>
     Object.values(service.methods)
@@ -192,14 +178,14 @@ export function serviceConfig(
   ];
   const methodConfig: object[] = [];
   const retried = idempotent.filter((method) => !hedged.has(method.method));
-  if (retry !== false && retried.length > 0) {
+  if (options.retry !== false && retried.length > 0) {
     methodConfig.push({
       name: retried.map(({ service, method }) => ({ service, method })),
       retryPolicy: {
-        maxAttempts: retry.maxAttempts ?? 3,
-        initialBackoff: seconds(retry.initialBackoffMs ?? 50),
-        maxBackoff: seconds(retry.maxBackoffMs ?? 500),
-        backoffMultiplier: retry.backoffMultiplier ?? 2,
+        maxAttempts: retry.maxAttempts,
+        initialBackoff: seconds(retry.initialBackoffMs),
+        maxBackoff: seconds(retry.maxBackoffMs),
+        backoffMultiplier: retry.backoffMultiplier,
         retryableStatusCodes: ["UNAVAILABLE"],
       },
     });
@@ -218,15 +204,7 @@ export function serviceConfig(
   return {
     loadBalancingConfig,
     methodConfig,
-    // A retry budget per channel: every failed attempt spends a token, every
-    // success earns a tenth of one back, and while half the tokens are gone
-    // no call is retried (or hedged), so a dead dependency gets no retry
-    // storm. 100 tokens let a burst of 50 failures — the calls in flight to an
-    // instance that dies, a few hundred calls a second at a slow moment — all
-    // be retried (40 tokens lost 74 of 2,100 calls of fault scenario 2 at
-    // 300/s with a 250 ms median); sustained, retries stop once more than
-    // about one call in eleven fails, whatever the size.
-    retryThrottling: { maxTokens: 100, tokenRatio: 0.1 },
+    retryThrottling: RETRY_THROTTLE,
   };
 }
 

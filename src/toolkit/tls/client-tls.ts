@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import type { ConnectionTls } from "../client/http2/connection.js";
 import type { Logger } from "../log/logger.js";
 import { readIdentity, WatchedCertificates } from "./watched-certificates.js";
 
@@ -27,6 +28,8 @@ export interface ClientTls {
   readonly credentials: grpc.ChannelCredentials;
   /** Channel options that go with the credentials (the expected server name). */
   readonly channelOptions: grpc.ChannelOptions;
+  /** The same trust, identity and server name for the lean node:http2 client. */
+  readonly connectionTls: ConnectionTls;
   /** Stops re-reading the files; call after closing the channels. */
   close(): void;
 }
@@ -54,7 +57,9 @@ export async function loadClientTls(options: ClientTlsOptions, logger?: Logger):
         ? await readIdentity(options.certFile, options.keyFile, logger)
         : undefined;
     const credentials = grpc.credentials.createSsl(null, identity?.privateKey ?? null, identity?.certificate ?? null);
-    return { credentials, channelOptions, close: () => {} };
+    const material = identity === undefined ? {} : { cert: identity.certificate, key: identity.privateKey };
+    const connectionTls = { secureContext: () => material, ...(serverName === undefined ? {} : { serverName }) };
+    return { credentials, channelOptions, connectionTls, close: () => {} };
   }
 
   const certificates = await WatchedCertificates.open(
@@ -65,5 +70,6 @@ export async function loadClientTls(options: ClientTlsOptions, logger?: Logger):
     certificates,
     options.certFile === undefined ? null : certificates,
   );
-  return { credentials, channelOptions, close: () => certificates.close() };
+  const connectionTls = { secureContext: () => certificates.current(), ...(serverName === undefined ? {} : { serverName }) };
+  return { credentials, channelOptions, connectionTls, close: () => certificates.close() };
 }

@@ -2,9 +2,9 @@ import { EventEmitter, on } from "node:events";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { Code, isCode } from "../../rpc/code.js";
-import { MessageReader, ProtocolError } from "./message-reader.js";
-import { formatPeer, MAX_TIMER_MS, parseGrpcTimeout } from "./protocol.js";
-import { frameMessage, RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js";
+import { MessageReader, ProtocolError } from "../../wire/message-reader.js";
+import { formatPeer, frameMessage, MAX_TIMER_MS, parseGrpcTimeout } from "../../wire/protocol.js";
+import { RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js";
 
 /**
  * Lets packages written for @grpc/grpc-js's `Server.addService` (the

@@ -10,7 +10,7 @@ import { addReflection } from "../reflection.js";
 import type { GrpcJsService, RpcServer } from "../rpc-server.js";
 import type { ServerInterceptor } from "../server-interceptor.js";
 import { GrpcJsServiceHost } from "./grpc-js-adapter.js";
-import { formatPeer, isGrpcProtoContentType } from "./protocol.js";
+import { formatPeer, isGrpcProtoContentType } from "../../wire/protocol.js";
 import { engineError, sendError, sendHttpError, sendTrailersOnly, statusHeaders } from "./response.js";
 import { type CallEnvironment, type ConnectionFacts, UnaryCall } from "./unary-call.js";
 

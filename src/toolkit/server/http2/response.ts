@@ -2,8 +2,8 @@ import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from "nod
 import type { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
 import { encodeStatusDetails, STATUS_DETAILS_KEY } from "../../rpc/status-details.js";
-import { ProtocolError } from "./message-reader.js";
-import { encodeBinaryHeader, encodeGrpcMessage } from "./protocol.js";
+import { ProtocolError } from "../../wire/message-reader.js";
+import { encodeBinaryHeader, encodeGrpcMessage } from "../../wire/protocol.js";
 
 const { NGHTTP2_NO_ERROR } = constants;
 
@@ -16,15 +16,6 @@ const OK_TRAILERS: OutgoingHttpHeaders = { "grpc-status": "0" };
 /** `wantTrailers` listener of a call that ends OK; `this` is the stream. */
 export function sendOkTrailers(this: ServerHttp2Stream): void {
   this.sendTrailers(OK_TRAILERS);
-}
-
-/** Prefixes a message with the 5-byte gRPC header (uncompressed). */
-export function frameMessage(message: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(5 + message.byteLength);
-  frame[0] = 0;
-  frame.writeUInt32BE(message.byteLength, 1);
-  frame.set(message, 5);
-  return frame;
 }
 
 /** The status headers (or trailers) for an error, with google.rpc.Status details. */

@@ -7,9 +7,9 @@ import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
 import { type CappedCalls, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { Dispatcher, Route } from "../dispatcher.js";
-import { MessageReader } from "./message-reader.js";
-import { MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "./protocol.js";
-import { engineError, frameMessage, RESPONSE_HEADERS, sendError, sendOkTrailers } from "./response.js";
+import { MessageReader } from "../../wire/message-reader.js";
+import { frameMessage, MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "../../wire/protocol.js";
+import { engineError, RESPONSE_HEADERS, sendError, sendOkTrailers } from "./response.js";
 
 /** What every call on one server shares. */
 export interface CallEnvironment {

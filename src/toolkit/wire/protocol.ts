@@ -4,7 +4,8 @@
  * kept apart so they can be tested on their own.
  */
 import type { IncomingHttpHeaders } from "node:http2";
-import type { Metadata } from "../../rpc/metadata.js";
+import { Code } from "../rpc/code.js";
+import type { Metadata } from "../rpc/metadata.js";
 
 /** Encodings a request message may be compressed with, in grpc-accept-encoding's form. */
 export const ACCEPTED_ENCODINGS = "identity,deflate,gzip";
@@ -84,6 +85,15 @@ export function decodeGrpcMessage(encoded: string): string {
   return Buffer.from(bytes).toString("utf8");
 }
 
+/** Prefixes a message with the 5-byte gRPC header (uncompressed). */
+export function frameMessage(message: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + message.byteLength);
+  frame[0] = 0;
+  frame.writeUInt32BE(message.byteLength, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
 /** Base64 for a `-bin` header: standard alphabet, unpadded (what the spec asks senders to emit). */
 export function encodeBinaryHeader(bytes: Uint8Array): string {
   const base64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
@@ -140,4 +150,42 @@ export function metadataFromHeaders(headers: IncomingHttpHeaders): Metadata {
 export function formatPeer(address: string | undefined, port: number | undefined): string {
   if (address === undefined) return "unknown";
   return address.includes(":") ? `ipv6:[${address}]:${port ?? 0}` : `ipv4:${address}:${port ?? 0}`;
+}
+
+/**
+ * A `grpc-timeout` value for `ms` milliseconds: whole milliseconds while they
+ * fit the 8 digits the spec allows, then coarser units (rounded up, so a
+ * deadline is never sent shorter than it is). At least 1 ms.
+ */
+export function formatGrpcTimeout(ms: number): string {
+  const millis = Math.max(1, Math.ceil(ms));
+  if (millis < 100_000_000) return `${millis}m`;
+  const secondsLeft = Math.ceil(millis / 1_000);
+  if (secondsLeft < 100_000_000) return `${secondsLeft}S`;
+  return `${Math.min(99_999_999, Math.ceil(secondsLeft / 3_600))}H`;
+}
+
+/**
+ * The status of a response whose HTTP status is not 200, as the gRPC spec
+ * maps them (doc/http-grpc-status-mapping.md): what a proxy or a server that
+ * is not gRPC at all answered.
+ */
+export function codeOfHttpStatus(status: number): Code {
+  switch (status) {
+    case 400:
+      return Code.INTERNAL;
+    case 401:
+      return Code.UNAUTHENTICATED;
+    case 403:
+      return Code.PERMISSION_DENIED;
+    case 404:
+      return Code.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return Code.UNAVAILABLE;
+    default:
+      return Code.UNKNOWN;
+  }
 }

@@ -1,6 +1,6 @@
 import zlib from "node:zlib";
-import { Code } from "../../rpc/code.js";
-import { RpcError } from "../../rpc/rpc-error.js";
+import { Code } from "../rpc/code.js";
+import { RpcError } from "../rpc/rpc-error.js";
 import { ACCEPTED_ENCODINGS } from "./protocol.js";
 
 /**
@@ -44,9 +44,11 @@ export class MessageReader {
 
   constructor(
     private readonly maxMessageBytes: number,
-    /** The request's `grpc-encoding`; undefined when absent. */
+    /** The body's `grpc-encoding`; undefined when absent. */
     private readonly encoding: string | undefined,
     private readonly onMessage: (message: Buffer) => void,
+    /** Whose body this is, for the error messages. */
+    private readonly body: "request" | "response" = "request",
   ) {}
 
   /** Feeds one DATA chunk; false once the reader has failed. */
@@ -100,7 +102,7 @@ export class MessageReader {
   end(): boolean {
     if (this.error !== undefined) return false;
     if (this.headerPart !== undefined || this.bodyLength >= 0) {
-      this.error = new ProtocolError(Code.INTERNAL, "the request body ended inside a message");
+      this.error = new ProtocolError(Code.INTERNAL, `the ${this.body} body ended inside a message`);
       return false;
     }
     return true;
@@ -121,11 +123,11 @@ export class MessageReader {
     }
     if (flag === 1) {
       if (this.encoding === undefined || this.encoding === "identity") {
-        this.error = new ProtocolError(Code.INTERNAL, "a message is marked compressed but the request declares no grpc-encoding");
+        this.error = new ProtocolError(Code.INTERNAL, `a message is marked compressed but the ${this.body} declares no grpc-encoding`);
         return false;
       }
       if (DECOMPRESSORS[this.encoding] === undefined) {
-        this.error = new ProtocolError(Code.UNIMPLEMENTED, `message compressed with "${this.encoding}", which this server does not support`, {
+        this.error = new ProtocolError(Code.UNIMPLEMENTED, `message compressed with "${this.encoding}", which is not supported here`, {
           reason: "UNSUPPORTED_ENCODING",
           headers: { "grpc-accept-encoding": ACCEPTED_ENCODINGS },
         });

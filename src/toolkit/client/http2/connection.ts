@@ -1,0 +1,147 @@
+import http2, { type ClientHttp2Session, type SecureClientSessionOptions } from "node:http2";
+import { isIP } from "node:net";
+import { checkServerIdentity } from "node:tls";
+
+/** How the client reaches its endpoints over TLS; read again for every new connection, so reloaded files apply. */
+export interface ConnectionTls {
+  /** PEM trust, certificate and key as they are now; undefined members fall back to Node's defaults (system CAs, no client certificate). */
+  secureContext(): { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
+  /** The name the server's certificate must carry; default the endpoint's host. */
+  readonly serverName?: string;
+}
+
+/** Settings shared by every connection of a channel. */
+export interface ConnectionSettings {
+  readonly tls: ConnectionTls | undefined;
+  /** A PING goes out after this long without a frame while calls are open; default 300 s (grpc-go refuses more frequent ones). */
+  readonly keepaliveTimeMs: number;
+  /** The connection is dropped when a PING gets no answer in this time. */
+  readonly keepaliveTimeoutMs: number;
+}
+
+/** Reconnect backoff of the gRPC connection-backoff spec (doc/connection-backoff.md). */
+const BACKOFF = { initialMs: 1_000, multiplier: 1.6, jitter: 0.2, maxMs: 120_000, minConnectTimeoutMs: 20_000 };
+
+/** Where a connection stands: `connecting` (first try or a retry after backoff), `ready`, or `failing` (waiting to retry). */
+export type ConnectionState = "connecting" | "ready" | "failing";
+
+/**
+ * One HTTP/2 connection to one endpoint, kept up for the channel's life: it
+ * connects at once, and after a failure or a GOAWAY it connects again
+ * (a GOAWAY at once, a failure after the spec's jittered backoff). Calls in
+ * flight on a session that goes away finish on it; new calls need `ready`.
+ * Keepalive PINGs detect a peer that vanished without closing the socket.
+ */
+export class Connection {
+  state: ConnectionState = "connecting";
+  /** Why the last attempt to connect failed, for error messages. */
+  lastError = "";
+  /** Calls open on this connection; keepalive pings only while some are. */
+  activeCalls = 0;
+  session: ClientHttp2Session | undefined;
+  private backoffMs = BACKOFF.initialMs;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    /** `host:port`, as discovery reported it. */
+    readonly address: string,
+    private readonly settings: ConnectionSettings,
+    /** Told of every state change (the pool's picker follows them). */
+    private readonly onStateChange: (connection: Connection) => void,
+  ) {
+    this.connect();
+  }
+
+  /** Closes the session (calls in flight are cancelled) and stops reconnecting. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.keepaliveTimer);
+    this.session?.destroy();
+    this.session = undefined;
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    this.setState("connecting");
+    const { host, port } = splitAddress(this.address);
+    const tls = this.settings.tls;
+    const authority = `${tls === undefined ? "http" : "https"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const options: SecureClientSessionOptions = { settings: { enablePush: false }, peerMaxConcurrentStreams: 1_000 };
+    if (tls !== undefined) {
+      Object.assign(options, tls.secureContext(), { ALPNProtocols: ["h2"] });
+      const serverName = tls.serverName ?? host;
+      // SNI carries names only (RFC 6066); an IP address is checked against the certificate without it.
+      if (isIP(serverName) === 0) options.servername = serverName;
+      else if (tls.serverName !== undefined) options.checkServerIdentity = (_host, cert) => checkServerIdentity(serverName, cert);
+    }
+    const session = http2.connect(authority, options);
+    this.session = session;
+    const connectTimer = setTimeout(() => session.destroy(new Error("connection timed out")), Math.max(this.backoffMs, BACKOFF.minConnectTimeoutMs));
+    connectTimer.unref();
+    session.once("connect", () => {
+      clearTimeout(connectTimer);
+      this.backoffMs = BACKOFF.initialMs;
+      this.lastError = "";
+      this.startKeepalive(session);
+      this.setState("ready");
+    });
+    session.on("error", (error: Error) => {
+      this.lastError = error.message;
+    });
+    // A GOAWAY lets the calls in flight finish; new calls go to a new session at once.
+    session.once("goaway", () => this.lost(session, false));
+    session.once("close", () => {
+      clearTimeout(connectTimer);
+      this.lost(session, this.state !== "ready");
+    });
+    session.unref();
+  }
+
+  /** The session stopped taking calls: connect again, after a backoff when it never got ready. */
+  private lost(session: ClientHttp2Session, failed: boolean): void {
+    if (this.session !== session) return;
+    this.session = undefined;
+    clearInterval(this.keepaliveTimer);
+    if (this.closed) return;
+    if (!failed) {
+      this.connect();
+      return;
+    }
+    if (this.lastError === "") this.lastError = "the connection closed";
+    this.setState("failing");
+    const jitter = 1 + BACKOFF.jitter * (Math.random() * 2 - 1);
+    this.retryTimer = setTimeout(() => this.connect(), this.backoffMs * jitter);
+    this.retryTimer.unref();
+    this.backoffMs = Math.min(this.backoffMs * BACKOFF.multiplier, BACKOFF.maxMs);
+  }
+
+  private startKeepalive(session: ClientHttp2Session): void {
+    const { keepaliveTimeMs, keepaliveTimeoutMs } = this.settings;
+    this.keepaliveTimer = setInterval(() => {
+      if (this.activeCalls === 0 || session.destroyed) return;
+      const timeout = setTimeout(() => session.destroy(new Error(`no keepalive answer in ${keepaliveTimeoutMs} ms`)), keepaliveTimeoutMs);
+      timeout.unref();
+      session.ping((error) => {
+        clearTimeout(timeout);
+        if (error !== null && !session.destroyed) session.destroy(error);
+      });
+    }, keepaliveTimeMs);
+    this.keepaliveTimer.unref();
+  }
+
+  private setState(state: ConnectionState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.onStateChange(this);
+  }
+}
+
+/** `host:port` or `[v6]:port` → host and port. */
+export function splitAddress(address: string): { host: string; port: number } {
+  const match = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
+  if (match === null) throw new Error(`"${address}" is not host:port`);
+  return { host: match[1] as string, port: Number(match[2]) };
+}

@@ -1,0 +1,154 @@
+import type { Code } from "../../rpc/code.js";
+import type { EjectionSettings } from "../endpoint-ejection.js";
+import { EndpointEjection } from "../endpoint-ejection.js";
+import { endpointVerdict } from "../endpoint-verdict.js";
+import { Connection, type ConnectionSettings } from "./connection.js";
+
+/** Why no endpoint can take a call now, when waiting would not help. */
+export class NoEndpointError extends Error {
+  override readonly name = "NoEndpointError";
+}
+
+/** A call waiting for a connection. */
+export interface ConnectionWaiter {
+  connectionReady(connection: Connection): void;
+  noConnection(error: NoEndpointError): void;
+}
+
+/**
+ * The endpoints of one target and a connection to each, shared round-robin
+ * by the calls (grpc's round_robin policy): a call takes the next connection
+ * that is ready and not ejected. While none is, a call waits for one if any
+ * is still connecting, and fails at once if all are failing (gRPC's default,
+ * not wait-for-ready). With outlier detection, the verdicts of finished
+ * attempts eject an endpoint that fails as an endpoint (see endpointVerdict).
+ */
+export class EndpointPool {
+  private readonly connections = new Map<string, Connection>();
+  /** Ready and not ejected, in the order round robin walks them. */
+  private rotation: Connection[] = [];
+  private nextIndex = 0;
+  private waiters: ConnectionWaiter[] = [];
+  /** Why there are no endpoints (a discovery error, nobody registered); undefined once a list is known. */
+  private noEndpoints: string | undefined;
+  private resolved = false;
+  private readonly ejection: EndpointEjection<Connection> | undefined;
+  private readonly ejectionTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly settings: ConnectionSettings,
+    ejection: EjectionSettings | undefined,
+  ) {
+    if (ejection !== undefined) {
+      this.ejection = new EndpointEjection(ejection);
+      this.ejectionTimer = setInterval(() => this.judge(), ejection.intervalMs);
+      this.ejectionTimer.unref();
+    }
+  }
+
+  /** The complete list of endpoints: new ones are connected, missing ones closed (their calls in flight are cancelled). */
+  setAddresses(addresses: readonly string[]): void {
+    if (this.closed) return;
+    const wanted = new Set(addresses);
+    for (const [address, connection] of this.connections) {
+      if (wanted.has(address)) continue;
+      connection.close();
+      this.connections.delete(address);
+    }
+    for (const address of wanted) {
+      if (!this.connections.has(address)) {
+        this.connections.set(address, new Connection(address, this.settings, () => this.rebuild()));
+      }
+    }
+    this.resolved = true;
+    this.noEndpoints = addresses.length === 0 ? "no endpoints are known" : undefined;
+    this.ejection?.setEndpoints(this.connections.values());
+    this.rebuild();
+  }
+
+  /**
+   * Discovery failed, or found nobody. Known endpoints stay in use (the
+   * last list is better than none; dead ones fail fast); with none, calls
+   * fail at once with `message`.
+   */
+  setError(message: string): void {
+    if (this.closed || this.connections.size > 0) return;
+    this.resolved = true;
+    this.noEndpoints = message;
+    this.rebuild();
+  }
+
+  /** The next connection in rotation, or undefined when none is ready. */
+  pick(): Connection | undefined {
+    const rotation = this.rotation;
+    if (rotation.length === 0) return undefined;
+    if (this.nextIndex >= rotation.length) this.nextIndex = 0;
+    return rotation[this.nextIndex++];
+  }
+
+  /**
+   * Tells `waiter` of a connection as soon as one is ready, or that none can
+   * be (see the class); never synchronously. Call after pick() found none.
+   */
+  waitForReady(waiter: ConnectionWaiter): void {
+    this.waiters.push(waiter);
+    if (this.rotation.length > 0 || this.failure() !== undefined) queueMicrotask(() => this.settleWaiters());
+  }
+
+  /** Drops a waiter that gave up (deadline, cancellation). */
+  forget(waiter: ConnectionWaiter): void {
+    const index = this.waiters.indexOf(waiter);
+    if (index >= 0) this.waiters.splice(index, 1);
+  }
+
+  /** Counts one finished attempt on `connection` for outlier detection. */
+  record(connection: Connection, code: Code): void {
+    this.ejection?.record(connection, endpointVerdict(code));
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.ejectionTimer);
+    for (const connection of this.connections.values()) connection.close();
+    this.connections.clear();
+    this.noEndpoints = "the channel is closed";
+    this.rebuild();
+  }
+
+  private failure(): NoEndpointError | undefined {
+    if (this.closed) return new NoEndpointError("the channel is closed");
+    if (!this.resolved) return undefined;
+    if (this.noEndpoints !== undefined) return new NoEndpointError(this.noEndpoints);
+    const states = [...this.connections.values()];
+    if (states.some((connection) => connection.state !== "failing")) return undefined;
+    const reasons = [...new Set(states.map((connection) => `${connection.address}: ${connection.lastError}`))];
+    return new NoEndpointError(`no endpoint is reachable (${reasons.join("; ")})`);
+  }
+
+  /** Rebuilds the rotation after any change, and settles the calls waiting for a connection. */
+  private rebuild(): void {
+    this.rotation = [...this.connections.values()].filter(
+      (connection) => connection.state === "ready" && !(this.ejection?.isEjected(connection) ?? false),
+    );
+    this.settleWaiters();
+  }
+
+  private settleWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const failure = this.rotation.length === 0 ? this.failure() : undefined;
+    if (this.rotation.length === 0 && failure === undefined) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) {
+      if (failure !== undefined) waiter.noConnection(failure);
+      else waiter.connectionReady(this.pick() as Connection);
+    }
+  }
+
+  private judge(): void {
+    if (this.ejection === undefined) return;
+    const { ejected, returned } = this.ejection.judge(Date.now());
+    if (ejected.length > 0 || returned.length > 0) this.rebuild();
+  }
+}
