@@ -55,6 +55,7 @@ export function createUserServiceTransport(options: SwitchyardOptions, wiring: U
         ...(wiring.tls ? { tls: wiring.tls.connectionTls } : {}),
         ...attempts,
         discoveryOptions,
+        logger: options.logger,
       });
     }
     return createGrpcTransport({

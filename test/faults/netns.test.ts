@@ -169,8 +169,11 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
           String(ORDER_TTL_S),
           "--drain-timeout",
           "3000",
+          // The http2 client logs every ejection (warn) and return (info) of an endpoint.
+          "--log-level",
+          "info",
         ],
-        // grpc-js reports every ejection and return of an endpoint (at DEBUG, on stderr).
+        // So does grpc-js, with the grpc-js engine (at DEBUG, on stderr).
         { env: { GRPC_TRACE: "endpoint_ejection,subchannel", GRPC_VERBOSITY: "DEBUG" }, registry: kv },
       );
       return server;
@@ -236,10 +239,12 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
 
   function watchEjections(replica: ServerOnHost): void {
     replica.process.onLine((line) => {
+      // grpc-js's trace (the grpc-js engine's channel) or our http2 client's log line.
       const match = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| endpoint_ejection \| (ejecting|returning)/.exec(line);
-      if (match?.[1] && match[2]) {
-        ejections.push({ at: Date.parse(match[1]), replica: replica.host.name, event: match[2] === "returning" ? "uneject" : "eject" });
-      }
+      const logged = /"time":"([^"]+)".*"msg":"(ejecting|returning) an(?: ejected)? endpoint/.exec(line);
+      const at = match?.[1] ? Date.parse(match[1]) : logged?.[1] ? Date.parse(logged[1]) : undefined;
+      const event = match?.[2] ?? logged?.[2];
+      if (at !== undefined && event !== undefined) ejections.push({ at, replica: replica.host.name, event: event === "returning" ? "uneject" : "eject" });
       const change = /^\S+ (\d{4}-\d\d-\d\dT[\d:.]+Z) \|.*\| subchannel \| \(\d+\) (\S+) (\w+ -> \w+.*)$/.exec(line);
       if (change?.[1] && change[2] && change[3]) {
         subchannelEvents.push({ at: Date.parse(change[1]), replica: replica.host.name, text: `${change[2]} ${change[3]}`.slice(0, 200) });

@@ -1,3 +1,4 @@
+import type { Logger } from "../../log/logger.js";
 import type { Code } from "../../rpc/code.js";
 import type { EjectionSettings } from "../endpoint-ejection.js";
 import { EndpointEjection } from "../endpoint-ejection.js";
@@ -39,6 +40,8 @@ export class EndpointPool {
   constructor(
     private readonly settings: ConnectionSettings,
     ejection: EjectionSettings | undefined,
+    /** Where ejections are told: they change where calls go, which an operator wants to see. */
+    private readonly logger: Logger | undefined,
   ) {
     if (ejection !== undefined) {
       this.ejection = new EndpointEjection(ejection);
@@ -149,6 +152,8 @@ export class EndpointPool {
   private judge(): void {
     if (this.ejection === undefined) return;
     const { ejected, returned } = this.ejection.judge(Date.now());
+    for (const connection of ejected) this.logger?.warn({ endpoint: connection.address }, "ejecting an endpoint whose calls fail");
+    for (const connection of returned) this.logger?.info({ endpoint: connection.address }, "returning an ejected endpoint to rotation");
     if (ejected.length > 0 || returned.length > 0) this.rebuild();
   }
 }

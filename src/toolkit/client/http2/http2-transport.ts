@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from "node:http2";
+import type { Logger } from "../../log/logger.js";
 import type { MethodObserver } from "../../rpc/call-observer.js";
 import type { Cancellation } from "../../rpc/cancellation.js";
 import { ClientError } from "../../rpc/client-error.js";
@@ -30,6 +31,8 @@ export interface Http2TransportOptions {
   readonly retry?: RetryOptions | false;
   /** `false` turns outlier detection off. */
   readonly outlierDetection?: OutlierDetectionOptions | false;
+  /** Where endpoint ejections are logged. Default: nowhere. */
+  readonly logger?: Logger;
   /** Told of every attempt (a span per attempt). */
   readonly attemptObserver?: CallAttemptObserver;
   /** Largest response message accepted. Default 4 MiB, as in every gRPC implementation. */
@@ -69,6 +72,7 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
   const pool = new EndpointPool(
     { tls: options.tls, keepaliveTimeMs: options.keepaliveTimeMs ?? 300_000, keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 20_000 },
     options.outlierDetection === false ? undefined : ejectionSettings(options.outlierDetection),
+    options.logger,
   );
   const watch = discovery.watch(target, {
     update: (addresses) =>
