@@ -4,9 +4,11 @@
  * against raw node:http2 servers that answer what a gRPC server should not
  * (HTTP errors, wrong content types, resets), over real sockets: statuses
  * and details, metadata, deadlines and cancellation seen by the handler,
- * message limits, retries, round robin, outlier detection, GOAWAY, TLS.
+ * message limits, retries, round robin, outlier detection, GOAWAY, TLS —
+ * and against Python's grpcio server (the gRPC C core, python_server.py).
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
@@ -350,5 +352,73 @@ describe("the http2 client against servers that do not speak gRPC properly", () 
     assert.equal(error.code, Code.UNAVAILABLE);
     assert.equal(times.length, 2, "the second pushback (negative) stopped the retries");
     assert.ok((times[1] ?? 0) - (times[0] ?? 0) >= 145, `waited ${(times[1] ?? 0) - (times[0] ?? 0)} ms`);
+  });
+});
+
+/** python_server.py, started on a free port; its JSON event lines are collected. */
+async function startPythonServer(scope: Scope): Promise<{ address: string; events: Record<string, string>[] }> {
+  const child = spawn("/usr/bin/python3", ["test/interop/python_server.py"], { stdio: ["ignore", "pipe", "pipe"] });
+  scope.after(() => child.kill("SIGTERM"));
+  const events: Record<string, string>[] = [];
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffered = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        const listening = /^listening (\d+)$/.exec(line);
+        if (listening) resolve(Number(listening[1]));
+        else if (line.startsWith("{")) events.push(JSON.parse(line) as Record<string, string>);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`python_server.py exited (${code}) before listening: ${stderr.slice(0, 2000)}`)));
+  });
+  return { address: `127.0.0.1:${port}`, events };
+}
+
+describe("the http2 client against Python grpcio's server (C core)", () => {
+  const scope = new Scope();
+  after(() => scope.run());
+
+  it("answers, and reads statuses, metadata, deadlines, compression and limits as the C core sends them", async () => {
+    const python = await startPythonServer(scope);
+    const users = usersOver(scope, { target: python.address, retry: { initialBackoffMs: 5 }, maxReceiveMessageBytes: 10_000 });
+    assert.deepEqual(await users.getUser({ userId: "u1" }), { userId: "u1", name: "Ada", email: "ada@example.com" });
+    const many = await Promise.all(Array.from({ length: 100 }, (_, i) => users.getUser({ userId: `user-${i}` })));
+    many.forEach((user, i) => assert.equal(user.userId, `user-${i}`));
+
+    const missing = await rejection(users.getUser({ userId: "missing" }));
+    assert.deepEqual([missing.code, missing.message], [Code.NOT_FOUND, 'no user with id "missing"']);
+    const unicode = await rejection(users.getUser({ userId: "unicode" }));
+    assert.deepEqual([unicode.code, unicode.message], [Code.FAILED_PRECONDITION, UNICODE_MESSAGE]);
+
+    const seen = JSON.parse((await users.getUser({ userId: "metadata" }, { metadata: { "x-team": "orders", "x-blob-bin": new Uint8Array([0, 255, 7]) } })).name) as Record<string, string>;
+    assert.equal(seen["x-team"], "orders");
+    assert.equal(seen["x-blob-bin"], "00ff07");
+    const left = Number((await users.getUser({ userId: "deadline" }, { timeoutMs: 3_000 })).email);
+    assert.ok(left > 2_500 && left <= 3_000, `the server had ${left} ms of a 3000 ms budget`);
+    assert.equal((await users.getUser({ userId: "gzip" })).name, "Ada", "a gzip-compressed response is read");
+    assert.equal((await rejection(users.getUser({ userId: "big:20000" }))).code, Code.RESOURCE_EXHAUSTED);
+
+    assert.equal((await users.getUser({ userId: "flaky" })).userId, "flaky");
+    assert.deepEqual(
+      python.events.filter((e) => e["event"] === "flaky").map((e) => e["previous"]),
+      ["0", "1"],
+      "retried once after UNAVAILABLE, saying so in grpc-previous-rpc-attempts",
+    );
+  });
+
+  it("cancels on the server at the deadline", async () => {
+    const python = await startPythonServer(scope);
+    const users = usersOver(scope, { target: python.address });
+    const began = Date.now();
+    assert.equal((await rejection(users.getUser({ userId: "slow" }, { timeoutMs: 300 }))).code, Code.DEADLINE_EXCEEDED);
+    assert.ok(Date.now() - began < 1_000);
+    for (let i = 0; i < 50 && !python.events.some((e) => e["event"] === "cancelled"); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(python.events.some((e) => e["event"] === "cancelled"), `the handler saw the call end: ${JSON.stringify(python.events)}`);
   });
 });

@@ -4,7 +4,9 @@
  * kept apart so they can be tested on their own.
  */
 import type { IncomingHttpHeaders } from "node:http2";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Code } from "../rpc/code.js";
+import type { MessageCodec } from "../rpc/definition.js";
 import type { Metadata } from "../rpc/metadata.js";
 
 /** Encodings a request message may be compressed with, in grpc-accept-encoding's form. */
@@ -92,6 +94,23 @@ export function frameMessage(message: Uint8Array): Buffer {
   frame.writeUInt32BE(message.byteLength, 1);
   frame.set(message, 5);
   return frame;
+}
+
+/**
+ * One writer for every message this process encodes: encoding is
+ * synchronous, and `finish()` copies the bytes out and resets it, so its
+ * buffer is reused instead of a new one being allocated (and collected) per call.
+ */
+const writer = new BinaryWriter();
+
+/** `message` encoded with `codec` and framed; throws what the codec throws. */
+export function encodeFrame<T>(codec: MessageCodec<T>, message: T): Buffer {
+  try {
+    return frameMessage(codec.encode(message, writer).finish());
+  } catch (error) {
+    writer.finish(); // discards what the failed encode left behind
+    throw error;
+  }
 }
 
 /** Base64 for a `-bin` header: standard alphabet, unpadded (what the spec asks senders to emit). */

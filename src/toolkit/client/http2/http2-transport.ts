@@ -7,7 +7,7 @@ import { Code } from "../../rpc/code.js";
 import { isIdempotent, type MethodDefinition, type ServiceDefinition } from "../../rpc/definition.js";
 import type { Metadata } from "../../rpc/metadata.js";
 import { decodeStatusDetails } from "../../rpc/status-details.js";
-import { encodeBinaryHeader, formatGrpcTimeout, frameMessage, MAX_TIMER_MS } from "../../wire/protocol.js";
+import { encodeBinaryHeader, encodeFrame, formatGrpcTimeout, MAX_TIMER_MS } from "../../wire/protocol.js";
 import type { AttemptEnded, CallAttemptObserver } from "../call-attempt-observer.js";
 import { ejectionSettings, type OutlierDetectionOptions } from "../endpoint-ejection.js";
 import { isRetryableCode, retryDelayMs, RetryThrottle, retrySettings, type RetryOptions, type RetrySettings } from "../retry-policy.js";
@@ -108,7 +108,7 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
       if (invalid !== undefined) return refuse(Code.INTERNAL, `cannot send the call to ${path}: ${invalid}`);
       let frame: Buffer;
       try {
-        frame = frameMessage(method.requestType.encode(request).finish());
+        frame = encodeFrame(method.requestType, request);
       } catch (error) {
         return refuse(Code.INTERNAL, `cannot encode the request to ${path}: ${error instanceof Error ? error.message : String(error)}`);
       }

@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import type { CallContext } from "../../rpc/call-context.js";
 import { CancellationSource } from "../../rpc/cancellation.js";
 import type { Metadata } from "../../rpc/metadata.js";
@@ -8,7 +7,7 @@ import { RpcError } from "../../rpc/rpc-error.js";
 import { type CappedCalls, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { Dispatcher, Route } from "../dispatcher.js";
 import { MessageReader } from "../../wire/message-reader.js";
-import { frameMessage, MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "../../wire/protocol.js";
+import { encodeFrame, MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "../../wire/protocol.js";
 import { engineError, RESPONSE_HEADERS, sendError, sendOkTrailers } from "./response.js";
 
 /** What every call on one server shares. */
@@ -30,13 +29,6 @@ export interface ConnectionFacts {
   /** From a verified client certificate (mTLS); undefined otherwise. */
   readonly peerIdentity: string | undefined;
 }
-
-/**
- * One writer for every response this process encodes: encoding is
- * synchronous, and `finish()` copies the bytes out and resets it, so its
- * buffer is reused instead of a new one being allocated (and collected) per call.
- */
-const responseWriter = new BinaryWriter();
 
 const CALL: unique symbol = Symbol("switchyard.unaryCall");
 type StreamWithCall = ServerHttp2Stream & { [CALL]?: UnaryCall };
@@ -188,9 +180,8 @@ export class UnaryCall {
     if (this.state === State.Done) return;
     let frame: Buffer;
     try {
-      frame = frameMessage(this.route.method.responseType.encode(response, responseWriter).finish());
+      frame = encodeFrame(this.route.method.responseType, response);
     } catch (cause) {
-      responseWriter.finish(); // discards what the failed encode left behind
       return this.fail(new RpcError(Code.INTERNAL, "internal error", { cause }));
     }
     this.finish();
