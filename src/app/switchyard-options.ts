@@ -69,7 +69,8 @@ export interface SwitchyardOptions {
   /** TTL of the registry lease: how long a crashed process stays registered. Default 10 s. */
   readonly registryTtlSeconds?: number;
   /**
-   * The gRPC server implementation: `http2` (Switchyard's lean engine on
+   * The gRPC implementation of the server and of OrderService's channel to
+   * a remote UserService: `http2` (Switchyard's lean engine and client on
    * node:http2, about twice the throughput) or `grpc-js` (@grpc/grpc-js).
    * Same services, same semantics. Default `http2`.
    */

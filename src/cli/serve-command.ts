@@ -56,7 +56,7 @@ export function addServeCommand(program: Command): void {
     .option("--log-level <level>", "fatal, error, warn, info, debug, trace or silent", parseLogLevel, "info")
     .option("--log-format <format>", "json, pretty, or auto (pretty on a terminal)", parseLogFormat, "auto")
     .addOption(
-      new Option("--engine <engine>", "gRPC server implementation: http2 (lean node:http2 engine) or grpc-js (@grpc/grpc-js)")
+      new Option("--engine <engine>", "gRPC implementation of the server and of the channel to --user-service: http2 (lean, on node:http2) or grpc-js (@grpc/grpc-js)")
         .choices(["http2", "grpc-js"])
         .default("http2"),
     )

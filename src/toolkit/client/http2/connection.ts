@@ -54,12 +54,17 @@ export class Connection {
     this.connect();
   }
 
-  /** Closes the session (calls in flight are cancelled) and stops reconnecting. */
-  close(): void {
+  /**
+   * Stops reconnecting and closes the session: `drain` lets the calls in
+   * flight finish (an endpoint that left the list), otherwise they are
+   * cancelled (the channel closes).
+   */
+  close(drain: boolean): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.keepaliveTimer);
-    this.session?.destroy();
+    if (drain) this.session?.close();
+    else this.session?.destroy();
     this.session = undefined;
   }
 

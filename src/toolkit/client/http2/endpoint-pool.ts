@@ -50,13 +50,13 @@ export class EndpointPool {
     }
   }
 
-  /** The complete list of endpoints: new ones are connected, missing ones closed (their calls in flight are cancelled). */
+  /** The complete list of endpoints: new ones are connected, missing ones closed once their calls in flight are done. */
   setAddresses(addresses: readonly string[]): void {
     if (this.closed) return;
     const wanted = new Set(addresses);
     for (const [address, connection] of this.connections) {
       if (wanted.has(address)) continue;
-      connection.close();
+      connection.close(true);
       this.connections.delete(address);
     }
     for (const address of wanted) {
@@ -113,7 +113,7 @@ export class EndpointPool {
   close(): void {
     this.closed = true;
     clearInterval(this.ejectionTimer);
-    for (const connection of this.connections.values()) connection.close();
+    for (const connection of this.connections.values()) connection.close(false);
     this.connections.clear();
     this.noEndpoints = "the channel is closed";
     this.rebuild();

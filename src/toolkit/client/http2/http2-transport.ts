@@ -49,6 +49,8 @@ const ACCEPT_ENCODING = "identity,deflate,gzip";
 const RESERVED = /^(?:content-type|te|user-agent|grpc-(?:timeout|encoding|accept-encoding|status|message|status-details-bin|previous-rpc-attempts))$/;
 const VALID_KEY = /^[0-9a-z_.-]+$/;
 const VALID_TEXT = /^[\x20-\x7e]*$/;
+/** The headers of an attempt that never went out. */
+const NO_HEADERS = { get: () => undefined, set: () => undefined };
 
 /**
  * A lean gRPC unary client on node:http2, behind the same Transport interface
@@ -180,9 +182,12 @@ class UnaryCall<Res> implements ConnectionWaiter {
     if (!this.finished) this.sendOn(connection);
   }
 
+  /** No endpoint can take the call: an attempt that fails at once with UNAVAILABLE (and may be retried). */
   noConnection(error: NoEndpointError): void {
     if (this.finished) return;
-    this.attemptEnded(undefined, undefined, { code: Code.UNAVAILABLE, message: error.message, response: undefined, trailers: undefined, unprocessed: false, committed: false });
+    this.attempts++;
+    const ended = this.channel.attemptObserver?.attemptStarted({ endpoint: undefined, number: this.attempts, headers: NO_HEADERS });
+    this.attemptEnded(undefined, ended, { code: Code.UNAVAILABLE, message: error.message, response: undefined, trailers: undefined, unprocessed: false, committed: false });
   }
 
   private sendOn(connection: Connection): void {
