@@ -74,7 +74,7 @@ export class Connection {
     const { host, port } = splitAddress(this.address);
     const tls = this.settings.tls;
     const authority = `${tls === undefined ? "http" : "https"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
-    const options: SecureClientSessionOptions = { settings: { enablePush: false }, peerMaxConcurrentStreams: 1_000 };
+    const options: SecureClientSessionOptions = { settings: { enablePush: false } };
     if (tls !== undefined) {
       Object.assign(options, tls.secureContext(), { ALPNProtocols: ["h2"] });
       const serverName = tls.serverName ?? host;
