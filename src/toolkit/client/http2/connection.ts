@@ -71,7 +71,8 @@ export class Connection {
   private connect(): void {
     if (this.closed) return;
     this.setState("connecting");
-    const { host, port } = splitAddress(this.address);
+    // The pool only makes connections to addresses that parse.
+    const { host, port } = parseAddress(this.address) as { host: string; port: number };
     const tls = this.settings.tls;
     const authority = `${tls === undefined ? "http" : "https"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
     const options: SecureClientSessionOptions = { settings: { enablePush: false } };
@@ -144,9 +145,8 @@ export class Connection {
   }
 }
 
-/** `host:port` or `[v6]:port` → host and port. */
-export function splitAddress(address: string): { host: string; port: number } {
+/** `host:port` or `[v6]:port` → host and port; undefined for anything else. */
+export function parseAddress(address: string): { host: string; port: number } | undefined {
   const match = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
-  if (match === null) throw new Error(`"${address}" is not host:port`);
-  return { host: match[1] as string, port: Number(match[2]) };
+  return match === null ? undefined : { host: match[1] as string, port: Number(match[2]) };
 }

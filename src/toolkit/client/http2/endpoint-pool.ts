@@ -3,7 +3,7 @@ import type { Code } from "../../rpc/code.js";
 import type { EjectionSettings } from "../endpoint-ejection.js";
 import { EndpointEjection } from "../endpoint-ejection.js";
 import { endpointVerdict } from "../endpoint-verdict.js";
-import { Connection, type ConnectionSettings } from "./connection.js";
+import { Connection, type ConnectionSettings, parseAddress } from "./connection.js";
 
 /** Why no endpoint can take a call now, when waiting would not help. */
 export class NoEndpointError extends Error {
@@ -53,7 +53,9 @@ export class EndpointPool {
   /** The complete list of endpoints: new ones are connected, missing ones closed once their calls in flight are done. */
   setAddresses(addresses: readonly string[]): void {
     if (this.closed) return;
-    const wanted = new Set(addresses);
+    // An entry that is not host:port (a broken registration) is skipped, as grpc-js's resolvers skip it.
+    const wanted = new Set(addresses.filter((address) => parseAddress(address) !== undefined));
+    if (wanted.size === 0) return this.setError(`no usable address among ${addresses.join(", ") || "none"}`);
     for (const [address, connection] of this.connections) {
       if (wanted.has(address)) continue;
       connection.close(true);
@@ -65,7 +67,7 @@ export class EndpointPool {
       }
     }
     this.resolved = true;
-    this.noEndpoints = addresses.length === 0 ? "no endpoints are known" : undefined;
+    this.noEndpoints = undefined;
     this.ejection?.setEndpoints(this.connections.values());
     this.rebuild();
   }

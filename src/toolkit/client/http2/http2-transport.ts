@@ -1,10 +1,9 @@
 import type { OutgoingHttpHeaders } from "node:http2";
 import type { Logger } from "../../log/logger.js";
 import type { MethodObserver } from "../../rpc/call-observer.js";
-import type { Cancellation } from "../../rpc/cancellation.js";
 import { ClientError } from "../../rpc/client-error.js";
 import { Code } from "../../rpc/code.js";
-import { isIdempotent, type MethodDefinition, type ServiceDefinition } from "../../rpc/definition.js";
+import { isIdempotent, type MessageCodec, type MethodDefinition, type ServiceDefinition } from "../../rpc/definition.js";
 import type { Metadata } from "../../rpc/metadata.js";
 import { decodeStatusDetails } from "../../rpc/status-details.js";
 import { encodeBinaryHeader, encodeFrame, formatGrpcTimeout, MAX_TIMER_MS } from "../../wire/protocol.js";
@@ -101,22 +100,21 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
       }
       const { observer } = callOptions;
       const started = observer === undefined ? 0 : observer.started();
-      const refuse = (code: Code, message: string): Promise<Res> => {
-        observer?.finished(started, code);
-        return Promise.reject(new ClientError(path, code, message));
-      };
-      if (callOptions.cancellation?.abortReason !== undefined) return refuse(Code.CANCELLED, `the call to ${path} was cancelled before it started`);
+      if (callOptions.cancellation?.abortReason !== undefined) {
+        return refused(path, observer, started, Code.CANCELLED, `the call to ${path} was cancelled before it started`);
+      }
       const invalid = callOptions.metadata === undefined ? undefined : metadataProblem(callOptions.metadata);
-      if (invalid !== undefined) return refuse(Code.INTERNAL, `cannot send the call to ${path}: ${invalid}`);
+      if (invalid !== undefined) return refused(path, observer, started, Code.INTERNAL, `cannot send the call to ${path}: ${invalid}`);
       let frame: Buffer;
       try {
         frame = encodeFrame(method.requestType, request);
       } catch (error) {
-        return refuse(Code.INTERNAL, `cannot encode the request to ${path}: ${error instanceof Error ? error.message : String(error)}`);
+        const reason = error instanceof Error ? error.message : String(error);
+        return refused(path, observer, started, Code.INTERNAL, `cannot encode the request to ${path}: ${reason}`);
       }
+      const retryable = retried.has(method as MethodDefinition<unknown, unknown>);
       return new Promise<Res>((resolve, reject) => {
-        const decode = (bytes: Buffer): Res => method.responseType.decode(bytes);
-        new UnaryCall<Res>(channel, path, frame, callOptions, retried.has(method as MethodDefinition<unknown, unknown>), decode, started, resolve, reject).start();
+        new UnaryCall<Res>(channel, path, frame, callOptions, retryable, method.responseType, started, resolve, reject).start();
       });
     },
     close() {
@@ -147,28 +145,23 @@ class UnaryCall<Res> implements ConnectionWaiter {
   private attempt: UnaryAttempt | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
-  private readonly cancellation: Cancellation | undefined;
-  private readonly observer: MethodObserver | undefined;
 
   constructor(
     private readonly channel: Channel,
-    private readonly path: string,
+    readonly path: string,
     private readonly frame: Buffer,
     private readonly options: TransportCallOptions,
     private readonly retryable: boolean,
-    private readonly decode: (bytes: Buffer) => Res,
+    private readonly responseType: MessageCodec<Res>,
     private readonly started: number,
     private readonly resolve: (response: Res) => void,
     private readonly reject: (error: ClientError) => void,
-  ) {
-    this.cancellation = options.cancellation;
-    this.observer = options.observer;
-  }
+  ) {}
 
   start(): void {
     const remaining = this.options.deadline - Date.now();
-    if (remaining <= MAX_TIMER_MS) this.deadlineTimer = setTimeout(this.onDeadline, Math.max(0, remaining));
-    this.cancellation?.addAbortListener(this.onCancel);
+    if (remaining <= MAX_TIMER_MS) this.deadlineTimer = setTimeout(exceedDeadline, Math.max(0, remaining), this);
+    this.options.cancellation?.addAbortListener(this.onCancel);
     this.send();
   }
 
@@ -240,7 +233,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
       throttle.succeeded();
       let response: Res;
       try {
-        response = this.decode(result.response as Buffer);
+        response = this.responseType.decode(result.response as Buffer);
       } catch (error) {
         return this.fail(Code.INTERNAL, `cannot parse the response of ${this.path}: ${error instanceof Error ? error.message : String(error)}`, undefined);
       }
@@ -265,11 +258,9 @@ class UnaryCall<Res> implements ConnectionWaiter {
     this.fail(result.code, result.message === "" ? `${this.path} failed${note}` : result.message, statusDetailsOf(result.trailers));
   }
 
-  private readonly onDeadline = (): void => this.giveUp(Code.DEADLINE_EXCEEDED, `the call to ${this.path} exceeded its deadline`);
-
   private readonly onCancel = (): void => this.giveUp(Code.CANCELLED, `the call to ${this.path} was cancelled`);
 
-  private giveUp(code: Code, message: string): void {
+  giveUp(code: Code, message: string): void {
     if (this.finished) return;
     const attempt = this.attempt;
     this.fail(code, message, undefined);
@@ -291,10 +282,21 @@ class UnaryCall<Res> implements ConnectionWaiter {
     this.finished = true;
     clearTimeout(this.deadlineTimer);
     clearTimeout(this.backoffTimer);
-    this.cancellation?.removeAbortListener(this.onCancel);
+    this.options.cancellation?.removeAbortListener(this.onCancel);
     this.channel.pool.forget(this);
-    this.observer?.finished(this.started, code);
+    this.options.observer?.finished(this.started, code);
   }
+}
+
+/** The deadline timer's callback: a module function, so a call makes no closure for it. */
+function exceedDeadline(call: Pick<UnaryCall<never>, "giveUp" | "path">): void {
+  call.giveUp(Code.DEADLINE_EXCEEDED, `the call to ${call.path} exceeded its deadline`);
+}
+
+/** A call refused before it went out: observed as finished, rejected with `code`. */
+function refused<Res>(path: string, observer: MethodObserver | undefined, started: number, code: Code, message: string): Promise<Res> {
+  observer?.finished(started, code);
+  return Promise.reject(new ClientError(path, code, message));
 }
 
 /** Why `metadata` cannot be sent, or undefined when it can. */
