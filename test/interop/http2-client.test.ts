@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { UserResponse, UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { createClient } from "../../src/toolkit/client/create-client.js";
@@ -235,6 +235,42 @@ for (const engine of ENGINES) {
       assert.equal(refused.code, Code.UNAVAILABLE);
       assert.match(refused.message, /ECONNREFUSED|reachable/);
       assert.ok(Date.now() - began < 2_000, "not held until the deadline");
+    });
+
+    it("drops a connection whose peer stops answering, by keepalive, and fails its calls with UNAVAILABLE before their deadline", async () => {
+      const behind = await start();
+      // A TCP relay that can go silent: the connection stays open, nothing gets through (a host cut off the network).
+      let silent = false;
+      const sockets = new Set<net.Socket>();
+      const relay = net.createServer((inbound) => {
+        const outbound = net.connect(behind.port, "127.0.0.1");
+        for (const socket of [inbound, outbound]) {
+          sockets.add(socket);
+          socket.on("error", () => undefined);
+        }
+        inbound.on("data", (chunk) => void (silent || outbound.write(chunk)));
+        outbound.on("data", (chunk) => void (silent || inbound.write(chunk)));
+      });
+      await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+      scope.after(() => {
+        for (const socket of sockets) socket.destroy();
+        return new Promise((resolve) => relay.close(resolve));
+      });
+      const users = usersOver(scope, {
+        target: `127.0.0.1:${(relay.address() as AddressInfo).port}`,
+        retry: false,
+        keepaliveTimeMs: 100,
+        keepaliveTimeoutMs: 200,
+      });
+      assert.equal((await users.getUser({ userId: "u1" })).name, "Ada");
+      const call = users.getUser({ userId: "slow-keepalive" }, { timeoutMs: 10_000 });
+      await behind.nextEvent("slow-keepalive", "started");
+      silent = true;
+      const began = Date.now();
+      const lost = await rejection(call);
+      assert.equal(lost.code, Code.UNAVAILABLE);
+      assert.match(lost.message, /keepalive/);
+      assert.ok(Date.now() - began < 1_500, `noticed after ${Date.now() - began} ms, not at the 10 s deadline`);
     });
 
     it("speaks TLS with the files of loadClientTls, checking the server's name", async () => {
