@@ -35,6 +35,14 @@ async function createUserOn(replica: UserReplica): Promise<void> {
   transport.close();
 }
 
+/** A GetUser whose first attempt the replica fails with UNAVAILABLE; returns how many traceparents the replica had seen before. */
+async function callFailingFirstAttempt(users: ReturnType<typeof tracedClient>, replica: UserReplica): Promise<number> {
+  replica.fault = "unavailable-on-first-attempt";
+  const seenBefore = replica.traceparents.length;
+  assert.equal((await users.getUser({ userId: "u-1" })).name, "Ada");
+  return seenBefore;
+}
+
 /** The span id in a `traceparent`. */
 const spanIdOf = (traceparent: string | undefined): string | undefined => traceparent?.split("-")[2];
 
@@ -51,11 +59,7 @@ describe("a span per call attempt", () => {
       await createUserOn(replica);
       const tracing = createTracing({ otlpEndpoint: receiver.endpoint, serviceName: `attempt-test-client-${kind}` });
       t.after(() => tracing.shutdown());
-      const users = tracedClient(t, replica, tracing, kind);
-
-      replica.fault = "unavailable-on-first-attempt";
-      const seenBefore = replica.traceparents.length;
-      assert.equal((await users.getUser({ userId: "u-1" })).name, "Ada");
+      const seenBefore = await callFailingFirstAttempt(tracedClient(t, replica, tracing, kind), replica);
       // Both sides export what they hold: the client's spans, then the server's as it closes.
       await tracing.forceFlush();
       await replica.close();
@@ -124,11 +128,7 @@ describe("a span per call attempt", () => {
         },
       });
       t.after(() => tracing.shutdown());
-      const users = tracedClient(t, replica, tracing, kind);
-
-      replica.fault = "unavailable-on-first-attempt";
-      const seenBefore = replica.traceparents.length;
-      assert.equal((await users.getUser({ userId: "u-1" })).name, "Ada");
+      const seenBefore = await callFailingFirstAttempt(tracedClient(t, replica, tracing, kind), replica);
       await tracing.forceFlush();
       const seen = replica.traceparents.slice(seenBefore);
       assert.equal(seen.length, 2, "the call was retried once");

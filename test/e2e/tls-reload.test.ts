@@ -18,20 +18,11 @@ import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { loadClientTls, type ClientTls, type ClientTlsOptions } from "../../src/toolkit/tls/client-tls.js";
 import { loadServerTls, type ServerTlsOptions } from "../../src/toolkit/tls/server-tls.js";
-import { certDir, makeCertSet, replaceFile, servedSerial, serialOf, type CertSet, type Scope } from "../support/certs.js";
+import { certDir, makeCertSet, replaceFile, servedSerial, serialOf, type CertSet } from "../support/certs.js";
+import { Cleanup } from "../support/cli-process.js";
 
 const HOST = "127.0.0.1";
 const RELOAD_MS = 100;
-
-class Cleanup implements Scope {
-  private readonly steps: Array<() => unknown> = [];
-  after(fn: () => unknown): void {
-    this.steps.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const step of this.steps.splice(0).reverse()) await step();
-  }
-}
 
 /** A logger whose JSON lines the test can read. */
 function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> } {

@@ -17,19 +17,9 @@ import type { ServerInterceptor } from "../../src/toolkit/server/server-intercep
 import { loadClientTls, type ClientTlsOptions } from "../../src/toolkit/tls/client-tls.js";
 import type { ServerTlsOptions } from "../../src/toolkit/tls/server-tls.js";
 import { makeCertSet, makeOpensslSelfSigned, ORDER_SERVICE_ID, type CertSet } from "../support/certs.js";
+import { Cleanup } from "../support/cli-process.js";
 
 const HOST = "127.0.0.1";
-
-/** Clean-up for a describe block, run last-in first-out in its after() hook. */
-class Cleanup {
-  private readonly steps: Array<() => unknown> = [];
-  after(fn: () => unknown): void {
-    this.steps.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const step of this.steps.splice(0).reverse()) await step();
-  }
-}
 
 /** The peer identities a server saw, per method, recorded by an interceptor. */
 function identityRecorder(): { readonly interceptor: ServerInterceptor; readonly seen: Array<{ method: string; identity: string | undefined }> } {

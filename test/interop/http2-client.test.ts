@@ -25,18 +25,9 @@ import { loadClientTls } from "../../src/toolkit/tls/client-tls.js";
 import { loadServerTls } from "../../src/toolkit/tls/server-tls.js";
 import { makeCertSet } from "../support/certs.js";
 import { ENGINES, startTestServer, type TestServer, UNICODE_MESSAGE } from "./support.js";
+import { Cleanup } from "../support/cli-process.js";
 
-class Scope {
-  private readonly cleanups: (() => unknown)[] = [];
-  after(fn: () => unknown): void {
-    this.cleanups.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const cleanup of this.cleanups.splice(0).reverse()) await cleanup();
-  }
-}
-
-function usersOver(scope: Scope, options: Omit<Http2TransportOptions, "services">) {
+function usersOver(scope: Cleanup, options: Omit<Http2TransportOptions, "services">) {
   const transport: Transport = createHttp2Transport({ ...options, services: [UserServiceDefinition] });
   scope.after(() => transport.close());
   return createClient(UserServiceDefinition, transport);
@@ -66,7 +57,7 @@ function failFirst(userId: string, count: number, code: Code): { interceptor: Se
 }
 
 /** A node:http2 server that answers every stream with `respond`. */
-async function rawServer(scope: Scope, respond: (stream: http2.ServerHttp2Stream) => void): Promise<string> {
+async function rawServer(scope: Cleanup, respond: (stream: http2.ServerHttp2Stream) => void): Promise<string> {
   const server = http2.createServer();
   server.on("stream", (stream) => {
     stream.on("error", () => undefined);
@@ -83,7 +74,7 @@ async function rawServer(scope: Scope, respond: (stream: http2.ServerHttp2Stream
 
 for (const engine of ENGINES) {
   describe(`the http2 client against the ${engine} engine`, () => {
-    const scope = new Scope();
+    const scope = new Cleanup();
     after(() => scope.run());
     let server: TestServer;
     const start = async (interceptors: ServerInterceptor[] = []): Promise<TestServer> => {
@@ -293,7 +284,7 @@ for (const engine of ENGINES) {
 }
 
 describe("the http2 client against servers that do not speak gRPC properly", () => {
-  const scope = new Scope();
+  const scope = new Cleanup();
   after(() => scope.run());
   const call = async (respond: (stream: http2.ServerHttp2Stream) => void): Promise<ClientError> => {
     const address = await rawServer(scope, respond);
@@ -392,7 +383,7 @@ describe("the http2 client against servers that do not speak gRPC properly", () 
 });
 
 /** python_server.py, started on a free port; its JSON event lines are collected. */
-async function startPythonServer(scope: Scope): Promise<{ address: string; events: Record<string, string>[] }> {
+async function startPythonServer(scope: Cleanup): Promise<{ address: string; events: Record<string, string>[] }> {
   const child = spawn("/usr/bin/python3", ["test/interop/python_server.py"], { stdio: ["ignore", "pipe", "pipe"] });
   scope.after(() => child.kill("SIGTERM"));
   const events: Record<string, string>[] = [];
@@ -417,7 +408,7 @@ async function startPythonServer(scope: Scope): Promise<{ address: string; event
 }
 
 describe("the http2 client against Python grpcio's server (C core)", () => {
-  const scope = new Scope();
+  const scope = new Cleanup();
   after(() => scope.run());
 
   it("answers, and reads statuses, metadata, deadlines, compression and limits as the C core sends them", async () => {

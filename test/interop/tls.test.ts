@@ -12,25 +12,16 @@ import type { ServerInterceptor } from "../../src/toolkit/server/server-intercep
 import { loadServerTls, type ServerTls } from "../../src/toolkit/tls/server-tls.js";
 import { makeCertSet, ORDER_SERVICE_ID, replaceFile, serialOf, servedSerial } from "../support/certs.js";
 import { ENGINES, failure, getUser, startTestServer, success, type TestServer } from "./support.js";
+import { Cleanup } from "../support/cli-process.js";
 
-class Scope {
-  private readonly cleanups: (() => unknown)[] = [];
-  after(fn: () => unknown): void {
-    this.cleanups.push(fn);
-  }
-  async run(): Promise<void> {
-    for (const cleanup of this.cleanups.splice(0).reverse()) await cleanup();
-  }
-}
-
-async function start(scope: Scope, engine: (typeof ENGINES)[number], tls: ServerTls, interceptors: ServerInterceptor[] = []): Promise<TestServer> {
+async function start(scope: Cleanup, engine: (typeof ENGINES)[number], tls: ServerTls, interceptors: ServerInterceptor[] = []): Promise<TestServer> {
   scope.after(() => tls.close());
   const server = await startTestServer(engine, { tls, interceptors });
   scope.after(() => server.close());
   return server;
 }
 
-function client(scope: Scope, server: TestServer, credentials: grpc.ChannelCredentials): grpc.Client {
+function client(scope: Cleanup, server: TestServer, credentials: grpc.ChannelCredentials): grpc.Client {
   const created = new grpc.Client(server.address, credentials, { "grpc.ssl_target_name_override": "localhost", "grpc.default_authority": "localhost" });
   scope.after(() => created.close());
   return created;
@@ -40,7 +31,7 @@ const soon = (): Date => new Date(Date.now() + 5_000);
 
 for (const engine of ENGINES) {
   describe(`TLS on the ${engine} engine`, () => {
-    const scope = new Scope();
+    const scope = new Cleanup();
     after(() => scope.run());
 
     it("serves TLS to clients that trust its CA, and refuses plaintext", async () => {
