@@ -41,14 +41,14 @@ type Stall = "honours its signal" | "ignores its signal";
  * query, say), or carries on and answers, as a slow query that cannot be
  * stopped does.
  */
-function stallGetUser(userId: string, stall: Stall): ServerInterceptor {
+function stallGetUser(userId: string, stall: Stall, onAbort: () => void): ServerInterceptor {
   return async (call, next) => {
     const request = call.request as { userId?: unknown };
     if (call.method === "GetUser" && request.userId === userId) {
       const signal = call.context.signal;
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
-        signal.addEventListener("abort", () => resolve(), { once: true });
+        signal.addEventListener("abort", () => (onAbort(), resolve()), { once: true });
         // Never longer than the test allows, whatever happens to the signal.
         setTimeout(resolve, 10_000).unref();
       });
@@ -126,7 +126,10 @@ for (const { topology, stall } of DEADLINE_CASES) {
 
     before(async () => {
       receiver = await startOtlpReceiver();
-      const common = { otlpEndpoint: receiver.endpoint, interceptors: [stallGetUser(userId, stall)] };
+      // The handler's end is awaited before the servers close: on a busy machine the shutdown could otherwise end it first.
+      let handlerAborted!: () => void;
+      const aborted = new Promise<void>((resolve) => (handlerAborted = resolve));
+      const common = { otlpEndpoint: receiver.endpoint, interceptors: [stallGetUser(userId, stall, () => handlerAborted())] };
       let orderApp: Switchyard;
       let userApp: Switchyard;
       if (topology === "split") {
@@ -147,6 +150,7 @@ for (const { topology, stall } of DEADLINE_CASES) {
           .client(OrderServiceDefinition, orderApp.port)
           .createOrder({ orderId: `order-${randomUUID()}`, userId }, { timeoutMs: 10_000, metadata: { traceparent: caller.traceparent } }),
       );
+      await Promise.race([aborted, new Promise((resolve) => setTimeout(resolve, 5_000))]);
       await deployment.close(); // flushes the spans
     });
     after(async () => {

@@ -264,7 +264,7 @@ for (const engine of ENGINES) {
       assert.ok(Date.now() - began < 1_500, `noticed after ${Date.now() - began} ms, not at the 10 s deadline`);
     });
 
-    it("speaks TLS with the files of loadClientTls, checking the server's name", async () => {
+    it("speaks TLS with the files of loadClientTls, checking the server's name (given, or the target's)", async () => {
       const certs = await makeCertSet(scope);
       const tls = await loadServerTls({ certFile: certs.server, keyFile: certs.serverKey, clientCaFile: certs.ca });
       scope.after(() => tls.close());
@@ -274,6 +274,11 @@ for (const engine of ENGINES) {
       scope.after(() => clientTls.close());
       const users = usersOver(scope, { target: secure.address, tls: clientTls.connectionTls });
       assert.equal((await users.getUser({ userId: "u1" })).name, "Ada");
+      // Without a server name, the certificate is checked against the target's name, not the address it resolved to.
+      const byName = await loadClientTls({ caFile: certs.ca, certFile: certs.client, keyFile: certs.clientKey });
+      scope.after(() => byName.close());
+      const named = usersOver(scope, { target: `dns:///localhost:${secure.port}`, tls: byName.connectionTls });
+      assert.equal((await named.getUser({ userId: "u1" })).name, "Ada");
       const wrongName = await loadClientTls({ caFile: certs.ca, serverName: "elsewhere.example" });
       scope.after(() => wrongName.close());
       const refused = await rejection(usersOver(scope, { target: secure.address, tls: wrongName.connectionTls }).getUser({ userId: "u1" }));

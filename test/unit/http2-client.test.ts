@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { resolveTarget } from "../../src/toolkit/client/http2/target.js";
+import { dnsDiscovery } from "../../src/toolkit/discovery/dns-discovery.js";
 import { retryDelayMs, RetryThrottle, retrySettings } from "../../src/toolkit/client/retry-policy.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { codeOfHttpStatus, formatGrpcTimeout, parseGrpcTimeout } from "../../src/toolkit/wire/protocol.js";
@@ -53,18 +54,34 @@ describe("targets the http2 client dials", () => {
     assert.equal(listed.authority, "10.0.0.1:50051");
   });
 
-  it("reads host:port, dns:/// and ipv4: targets as static lists", () => {
-    for (const [target, path] of [
-      ["localhost:50051", "localhost:50051"],
-      ["127.0.0.1:7", "127.0.0.1:7"],
-      ["[::1]:50051", "[::1]:50051"],
-      ["dns:///users.internal:443", "users.internal:443"],
-      ["ipv4:10.0.0.1:1,10.0.0.2:2", "10.0.0.1:1,10.0.0.2:2"],
+  it("looks host:port and dns:/// targets up in DNS, and reads ipv4: lists as static ones", () => {
+    for (const [target, scheme, path] of [
+      ["localhost:50051", "dns", "localhost:50051"],
+      ["127.0.0.1:7", "dns", "127.0.0.1:7"],
+      ["[::1]:50051", "dns", "[::1]:50051"],
+      ["dns:///users.internal:443", "dns", "users.internal:443"],
+      ["ipv4:10.0.0.1:1,10.0.0.2:2", "static", "10.0.0.1:1,10.0.0.2:2"],
     ] as const) {
       const resolved = resolveTarget(target, {});
-      assert.equal(resolved.discovery.scheme, "static", target);
+      assert.equal(resolved.discovery.scheme, scheme, target);
       assert.equal(resolved.target.path, path, target);
     }
+    assert.equal(resolveTarget("dns:///users.internal:443", {}).authority, "users.internal:443");
+  });
+
+  it("finds every address of a name, an IP address as itself, and says when a target is not name:port", async () => {
+    const watchOnce = (path: string) =>
+      new Promise<{ addresses?: readonly string[]; error?: string }>((resolve) => {
+        const watch = dnsDiscovery.watch({ scheme: "dns", authority: "", path, options: {} }, {
+          update: (addresses) => resolve({ addresses }),
+          error: (error) => resolve({ error }),
+        });
+        setTimeout(() => watch.close(), 2_000).unref();
+      });
+    assert.ok((await watchOnce("localhost:4242")).addresses?.includes("127.0.0.1:4242"));
+    assert.deepEqual(await watchOnce("[::1]:4242"), { addresses: ["[::1]:4242"] });
+    assert.match((await watchOnce("no-port")).error ?? "", /not name:port/);
+    assert.match((await watchOnce("name.invalid:1")).error ?? "", /cannot look up name\.invalid/);
   });
 
   it("refuses targets it cannot dial, saying which it can", () => {

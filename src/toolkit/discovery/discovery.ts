@@ -2,11 +2,12 @@
  * Service discovery: how a client finds the instances behind a target such as
  * `etcd:///user-service`, and how an instance announces itself.
  *
- * There is one Discovery per target scheme (`etcd:`, `static:`); each is
- * plugged into grpc-js as a name resolver by grpc-resolver.ts, so a channel
- * to `etcd:///user-service` gets its endpoint list from etcd and spreads calls
- * round-robin over one connection per endpoint. `dns:` and `ipv4:`/`ipv6:`
- * targets use grpc-js's own resolvers and the same load balancing.
+ * There is one Discovery per target scheme (`etcd:`, `static:`, `dns:`).
+ * The http2 client reads them directly; `etcd:` and `static:` are also
+ * plugged into grpc-js as name resolvers by grpc-resolver.ts (grpc-js has its
+ * own `dns:`). Either way a channel to `etcd:///user-service` gets its
+ * endpoint list from etcd and spreads calls round-robin over one connection
+ * per endpoint.
  */
 
 /** A gRPC target, split: `etcd://127.0.0.1:2379/user-service` → etcd, 127.0.0.1:2379, user-service. */

@@ -6,13 +6,15 @@ import { checkServerIdentity } from "node:tls";
 export interface ConnectionTls {
   /** PEM trust, certificate and key as they are now; undefined members fall back to Node's defaults (system CAs, no client certificate). */
   secureContext(): { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
-  /** The name the server's certificate must carry; default the endpoint's host. */
+  /** The name the server's certificate must carry; default the host of the channel's authority (the target's name). */
   readonly serverName?: string;
 }
 
 /** Settings shared by every connection of a channel. */
 export interface ConnectionSettings {
   readonly tls: ConnectionTls | undefined;
+  /** What the server's certificate is checked against: ConnectionTls.serverName, else the target's host (not the address it resolved to). */
+  readonly serverName: string;
   /** A PING goes out after this long without a frame while calls are open; default 300 s (grpc-go refuses more frequent ones). */
   readonly keepaliveTimeMs: number;
   /** The connection is dropped when a PING gets no answer in this time. */
@@ -78,10 +80,10 @@ export class Connection {
     const options: SecureClientSessionOptions = { settings: { enablePush: false } };
     if (tls !== undefined) {
       Object.assign(options, tls.secureContext(), { ALPNProtocols: ["h2"] });
-      const serverName = tls.serverName ?? host;
+      const serverName = this.settings.serverName;
       // SNI carries names only (RFC 6066); an IP address is checked against the certificate without it.
       if (isIP(serverName) === 0) options.servername = serverName;
-      else if (tls.serverName !== undefined) options.checkServerIdentity = (_host, cert) => checkServerIdentity(serverName, cert);
+      options.checkServerIdentity = (_host, cert) => checkServerIdentity(serverName, cert);
     }
     const session = http2.connect(authority, options);
     this.session = session;

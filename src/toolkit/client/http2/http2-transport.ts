@@ -11,7 +11,7 @@ import type { AttemptEnded, CallAttemptObserver } from "../call-attempt-observer
 import { ejectionSettings, type OutlierDetectionOptions } from "../endpoint-ejection.js";
 import { isRetryableCode, retryDelayMs, RetryThrottle, retrySettings, type RetryOptions, type RetrySettings } from "../retry-policy.js";
 import type { Transport, TransportCallOptions } from "../transport.js";
-import type { Connection, ConnectionTls } from "./connection.js";
+import { type Connection, type ConnectionTls, parseAddress } from "./connection.js";
 import { type ConnectionWaiter, EndpointPool, type NoEndpointError } from "./endpoint-pool.js";
 import { resolveTarget } from "./target.js";
 import { type AttemptResult, statusDetailsOf, UnaryAttempt } from "./unary-attempt.js";
@@ -54,7 +54,7 @@ const NO_HEADERS = { get: () => undefined, set: () => undefined };
 /**
  * A lean gRPC unary client on node:http2, behind the same Transport interface
  * as the grpc-js channel (createGrpcTransport) and with the same behaviour
- * for what a service-to-service hop needs: discovery (etcd, static lists),
+ * for what a service-to-service hop needs: discovery (etcd, static lists, DNS),
  * round robin over one connection per endpoint, outlier detection with the
  * same verdicts, gRFC A6 retries with backoff, pushback and the shared retry
  * throttle, one transparent retry of a call the server never saw, deadlines
@@ -70,8 +70,14 @@ const NO_HEADERS = { get: () => undefined, set: () => undefined };
  */
 export function createHttp2Transport(options: Http2TransportOptions): Transport {
   const { discovery, target, authority } = resolveTarget(options.target, options.discoveryOptions ?? {});
+  const connections = {
+    tls: options.tls,
+    serverName: options.tls?.serverName ?? (parseAddress(authority)?.host ?? authority),
+    keepaliveTimeMs: options.keepaliveTimeMs ?? 300_000,
+    keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 20_000,
+  };
   const pool = new EndpointPool(
-    { tls: options.tls, keepaliveTimeMs: options.keepaliveTimeMs ?? 300_000, keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 20_000 },
+    connections,
     options.outlierDetection === false ? undefined : ejectionSettings(options.outlierDetection),
     options.logger,
   );
