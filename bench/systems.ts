@@ -189,12 +189,18 @@ function switchyardTelemetry(store: Store, engine: Engine = "http2"): SystemConf
   };
 }
 
-/** Switchyard with one process per service: OrderService calls UserService over a gRPC channel. */
-function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "http2"): SystemConfig {
+/**
+ * Switchyard with one process per service: OrderService calls UserService
+ * over a gRPC channel (by default the engine's; `clientEngine` picks the
+ * channel's alone, to measure the client by itself).
+ */
+function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "http2", clientEngine?: Engine): SystemConfig {
+  const clientSuffix = clientEngine === undefined ? "" : `-${clientEngine}-client`;
+  const clientLabel = clientEngine === undefined ? "" : ` (${clientEngine} client)`;
   return {
-    name: `switchyard-split-${store}${engineSuffix(engine)}`,
-    label: `switchyard split ${store === "sqlite" ? "SQLite" : "PostgreSQL"}${engineLabel(engine)}`,
-    description: `switchyard serve --engine ${engine}, --services user and --services order --user-service …: two processes, both pinned to the server core, ${store === "sqlite" ? "SQLite" : "PostgreSQL"}.`,
+    name: `switchyard-split-${store}${engineSuffix(engine)}${clientSuffix}`,
+    label: `switchyard split ${store === "sqlite" ? "SQLite" : "PostgreSQL"}${engineLabel(engine)}${clientLabel}`,
+    description: `switchyard serve --engine ${engine}${clientEngine === undefined ? "" : ` --client-engine ${clientEngine}`}, --services user and --services order --user-service …: two processes, both pinned to the server core, ${store === "sqlite" ? "SQLite" : "PostgreSQL"}.`,
     needsPostgres: store === "postgres",
     expected: V1_RESPONSES,
     async start(context) {
@@ -209,7 +215,14 @@ function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "http2")
       );
       try {
         const order = await start(context, "order", SERVE, (port) =>
-          serveArgs(port, ["--services", "order", "--user-service", `127.0.0.1:${user.port}`, ...storeArgs(path.join(context.dataDir, "order"))]),
+          serveArgs(port, [
+            "--services",
+            "order",
+            "--user-service",
+            `127.0.0.1:${user.port}`,
+            ...(clientEngine === undefined ? [] : ["--client-engine", clientEngine]),
+            ...storeArgs(path.join(context.dataDir, "order")),
+          ]),
         );
         const system = running([user, order], (service) => (service === "user" ? user.port : order.port));
         await seedV1(system);
@@ -317,6 +330,7 @@ export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   switchyardSingle("memory", "grpc-js"),
   switchyardSingle("sqlite", "grpc-js"),
   switchyardSplit("sqlite", "grpc-js"),
+  switchyardSplit("sqlite", "http2", "grpc-js"),
   switchyardTelemetry("memory"),
   switchyardTelemetry("sqlite"),
 ];

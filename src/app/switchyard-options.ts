@@ -75,6 +75,8 @@ export interface SwitchyardOptions {
    * Same services, same semantics. Default `http2`.
    */
   readonly engine?: "grpc-js" | "http2";
+  /** The implementation of OrderService's channel to a remote UserService alone. Default: `engine`. */
+  readonly clientEngine?: "grpc-js" | "http2";
   /**
    * `production` refuses to start without TLS and bearer-token auth (with an
    * audience), and turns reflection off. Default `development`.

@@ -48,7 +48,7 @@ export function createUserServiceTransport(options: SwitchyardOptions, wiring: U
   if (target) {
     const discoveryOptions = options.registry === undefined ? {} : etcdChannelOptions(options.registry);
     const attempts = wiring.attemptObserver === undefined ? {} : { attemptObserver: wiring.attemptObserver };
-    if ((options.engine ?? "http2") === "http2") {
+    if ((options.clientEngine ?? options.engine ?? "http2") === "http2") {
       return createHttp2Transport({
         target,
         services: [UserServiceDefinition],

@@ -25,6 +25,7 @@ import {
 
 interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFlags, ServeAuthFlags {
   engine: "grpc-js" | "http2";
+  clientEngine?: "grpc-js" | "http2";
   port: number;
   host: string;
   dataDir: string;
@@ -59,6 +60,9 @@ export function addServeCommand(program: Command): void {
       new Option("--engine <engine>", "gRPC implementation of the server and of the channel to --user-service: http2 (lean, on node:http2) or grpc-js (@grpc/grpc-js)")
         .choices(["http2", "grpc-js"])
         .default("http2"),
+    )
+    .addOption(
+      new Option("--client-engine <engine>", "gRPC implementation of the channel to --user-service alone (default: --engine's)").choices(["http2", "grpc-js"]),
     )
     .option("--tls-cert <file>", SERVE_TLS_HELP.tlsCert)
     .option("--tls-key <file>", SERVE_TLS_HELP.tlsKey)
@@ -122,6 +126,7 @@ export function addServeCommand(program: Command): void {
         drainTimeoutMs: flags.drainTimeout,
         maxConcurrentCalls: flags.maxConcurrentCalls,
         engine: flags.engine,
+        ...(flags.clientEngine === undefined ? {} : { clientEngine: flags.clientEngine }),
         ...tls,
         ...telemetry,
         ...metrics,
