@@ -39,8 +39,8 @@ export interface UserServiceTransportWiring {
 /**
  * The one transport OrderService's UserService client shares: a channel to
  * `userServiceTarget` (TLS, attempt spans, `etcd:` resolution when a
- * registry is given) on the same engine as the server — the lean node:http2
- * client, or @grpc/grpc-js — or, without a target, since both services then
+ * registry is given) on `clientEngine` (default: the server's engine) — the
+ * lean node:http2 client, or @grpc/grpc-js — or, without a target, since both services then
  * live here, the in-process transport: the same semantics without a socket.
  */
 export function createUserServiceTransport(options: SwitchyardOptions, wiring: UserServiceTransportWiring): Transport {

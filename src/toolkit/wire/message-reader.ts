@@ -4,8 +4,9 @@ import { RpcError } from "../rpc/rpc-error.js";
 import { ACCEPTED_ENCODINGS } from "./protocol.js";
 
 /**
- * An error the engine itself answers, with the extra response headers the
- * protocol asks for (e.g. `grpc-accept-encoding` with UNIMPLEMENTED).
+ * A body that breaks the protocol or a limit. The server engine answers it,
+ * with the extra response headers the protocol asks for (e.g.
+ * `grpc-accept-encoding` with UNIMPLEMENTED); the http2 client fails the call with it.
  */
 export class ProtocolError extends RpcError {
   override readonly name: string = "ProtocolError";
