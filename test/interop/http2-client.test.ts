@@ -147,6 +147,20 @@ for (const engine of ENGINES) {
       assert.ok(aborted.kind === "aborted" && aborted.code === Code.CANCELLED);
     });
 
+    it("cancels the calls in flight when the transport closes", async () => {
+      const transport = createHttp2Transport({ target: server.address, services: [UserServiceDefinition] });
+      const users = createClient(UserServiceDefinition, transport);
+      assert.equal((await users.getUser({ userId: "u1" })).name, "Ada");
+      const since = server.events.length;
+      const call = users.getUser({ userId: "slow-close" }, { timeoutMs: 10_000 });
+      await server.nextEvent("slow-close", "started", since);
+      transport.close();
+      const closed = await rejection(call);
+      assert.equal(closed.code, Code.CANCELLED);
+      assert.match(closed.message, /channel was closed/);
+      await server.nextEvent("slow-close", "aborted", since);
+    });
+
     it("refuses a response larger than its limit with RESOURCE_EXHAUSTED, and goes on serving", async () => {
       const users = usersOver(scope, { target: server.address, maxReceiveMessageBytes: 1_000 });
       const big = await rejection(users.getUser({ userId: "big:5000" }));

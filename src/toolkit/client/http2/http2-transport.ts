@@ -94,6 +94,7 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
     throttle: new RetryThrottle(),
     attemptObserver: options.attemptObserver,
     maxReceiveBytes: options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+    closed: false,
   };
   const retried = new Set(options.services.flatMap((service) => Object.values(service.methods).filter(isIdempotent)));
   const paths = new Map<MethodDefinition<unknown, unknown>, string>();
@@ -124,6 +125,7 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
       });
     },
     close() {
+      channel.closed = true;
       watch.close();
       pool.close();
     },
@@ -140,6 +142,8 @@ interface Channel {
   readonly throttle: RetryThrottle;
   readonly attemptObserver: CallAttemptObserver | undefined;
   readonly maxReceiveBytes: number;
+  /** Set by close(): calls still in flight end CANCELLED. */
+  closed: boolean;
 }
 
 /** One call: its attempts, its deadline and its cancellation. */
@@ -234,6 +238,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
   private attemptEnded(connection: Connection | undefined, ended: AttemptEnded | undefined, result: AttemptResult): void {
     ended?.(result.code, result.message);
     if (this.finished) return;
+    if (this.channel.closed) return this.fail(Code.CANCELLED, `the channel was closed during the call to ${this.path}`, undefined);
     const { throttle, retry } = this.channel;
     if (result.code === Code.OK) {
       throttle.succeeded();
