@@ -1,5 +1,6 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { parseAddress } from "./address.js";
 import type { Discovery } from "./discovery.js";
 
 /** How often a name is looked up again: a scaled-out service gains endpoints without a restart. */
@@ -16,13 +17,12 @@ export const dnsDiscovery: Discovery = {
   scheme: "dns",
   authorityOf: (target) => target.path,
   watch(target, listener) {
-    const split = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(target.path);
-    if (split === null) {
+    const split = parseAddress(target.path);
+    if (split === undefined) {
       const timer = setImmediate(() => listener.error(`dns:///${target.path} is not name:port`));
       return { close: () => clearImmediate(timer) };
     }
-    const host = (split[1] as string).replace(/^\[|\]$/g, "");
-    const port = split[2] as string;
+    const { host, port } = split;
     const format = (address: string): string => (isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`);
     let known = false;
     let closed = false;

@@ -128,10 +128,12 @@ export class MessageReader {
         return false;
       }
       if (DECOMPRESSORS[this.encoding] === undefined) {
-        this.error = new ProtocolError(Code.UNIMPLEMENTED, `message compressed with "${this.encoding}", which is not supported here`, {
-          reason: "UNSUPPORTED_ENCODING",
-          headers: { "grpc-accept-encoding": ACCEPTED_ENCODINGS },
-        });
+        // A server answers UNIMPLEMENTED and says what it accepts; for a client it is a broken response.
+        const message = `message compressed with "${this.encoding}", which is not supported here`;
+        this.error =
+          this.body === "request"
+            ? new ProtocolError(Code.UNIMPLEMENTED, message, { reason: "UNSUPPORTED_ENCODING", headers: { "grpc-accept-encoding": ACCEPTED_ENCODINGS } })
+            : new ProtocolError(Code.INTERNAL, message);
         return false;
       }
     }

@@ -127,7 +127,7 @@ export function encodeBinaryHeader(bytes: Uint8Array): string {
  * (`:path`...). Other `grpc-` headers stay, as grpc-js and grpc-go keep them:
  * `grpc-previous-rpc-attempts` (gRFC A6) and `grpc-trace-bin` mean something to handlers.
  */
-const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+export const PROTOCOL_HEADERS: ReadonlySet<string> = new Set([
   "content-type",
   "te",
   "accept-encoding",
@@ -151,7 +151,7 @@ const RESERVED_HEADERS: ReadonlySet<string> = new Set([
 export function metadataFromHeaders(headers: IncomingHttpHeaders): Metadata {
   const metadata: Record<string, string | Uint8Array> = {};
   for (const key of Object.keys(headers)) {
-    if (key.charCodeAt(0) === 58 /* : */ || RESERVED_HEADERS.has(key)) continue;
+    if (key.charCodeAt(0) === 58 /* : */ || PROTOCOL_HEADERS.has(key)) continue;
     const raw = headers[key];
     if (raw === undefined) continue;
     const value = Array.isArray(raw) ? raw.join(", ") : raw;

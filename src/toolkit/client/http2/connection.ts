@@ -1,6 +1,7 @@
 import http2, { type ClientHttp2Session, type SecureClientSessionOptions } from "node:http2";
 import { isIP } from "node:net";
 import { checkServerIdentity } from "node:tls";
+import { parseAddress } from "../../discovery/address.js";
 
 /** How the client reaches its endpoints over TLS; read again for every new connection, so reloaded files apply. */
 export interface ConnectionTls {
@@ -145,10 +146,4 @@ export class Connection {
     this.state = state;
     this.onStateChange(this);
   }
-}
-
-/** `host:port` or `[v6]:port` → host and port; undefined for anything else. */
-export function parseAddress(address: string): { host: string; port: number } | undefined {
-  const match = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
-  return match === null ? undefined : { host: match[1] as string, port: Number(match[2]) };
 }

@@ -3,7 +3,8 @@ import type { Code } from "../../rpc/code.js";
 import type { EjectionSettings } from "../endpoint-ejection.js";
 import { EndpointEjection } from "../endpoint-ejection.js";
 import { endpointVerdict } from "../endpoint-verdict.js";
-import { Connection, type ConnectionSettings, parseAddress } from "./connection.js";
+import { parseAddress } from "../../discovery/address.js";
+import { Connection, type ConnectionSettings } from "./connection.js";
 
 /** Why no endpoint can take a call now, when waiting would not help. */
 export class NoEndpointError extends Error {
@@ -98,7 +99,7 @@ export class EndpointPool {
    */
   waitForReady(waiter: ConnectionWaiter): void {
     this.waiters.push(waiter);
-    if (this.rotation.length > 0 || this.failure() !== undefined) queueMicrotask(() => this.settleWaiters());
+    if (this.failure() !== undefined) queueMicrotask(() => this.settleWaiters());
   }
 
   /** Drops a waiter that gave up (deadline, cancellation). */

@@ -1,17 +1,18 @@
 import type { OutgoingHttpHeaders } from "node:http2";
+import { parseAddress } from "../../discovery/address.js";
 import type { Logger } from "../../log/logger.js";
 import type { MethodObserver } from "../../rpc/call-observer.js";
 import { ClientError } from "../../rpc/client-error.js";
 import { Code } from "../../rpc/code.js";
-import { isIdempotent, type MessageCodec, type MethodDefinition, type ServiceDefinition } from "../../rpc/definition.js";
+import { isIdempotent, methodPath, type MessageCodec, type MethodDefinition, type ServiceDefinition } from "../../rpc/definition.js";
 import type { Metadata } from "../../rpc/metadata.js";
 import { decodeStatusDetails } from "../../rpc/status-details.js";
-import { encodeBinaryHeader, encodeFrame, formatGrpcTimeout, MAX_TIMER_MS } from "../../wire/protocol.js";
+import { ACCEPTED_ENCODINGS, encodeBinaryHeader, encodeFrame, formatGrpcTimeout, MAX_TIMER_MS, PROTOCOL_HEADERS } from "../../wire/protocol.js";
 import type { AttemptEnded, CallAttemptObserver } from "../call-attempt-observer.js";
 import { ejectionSettings, type OutlierDetectionOptions } from "../endpoint-ejection.js";
 import { isRetryableCode, retryDelayMs, RetryThrottle, retrySettings, type RetryOptions, type RetrySettings } from "../retry-policy.js";
 import type { Transport, TransportCallOptions } from "../transport.js";
-import { type Connection, type ConnectionTls, parseAddress } from "./connection.js";
+import type { Connection, ConnectionTls } from "./connection.js";
 import { type ConnectionWaiter, EndpointPool, type NoEndpointError } from "./endpoint-pool.js";
 import { resolveTarget } from "./target.js";
 import { type AttemptResult, statusDetailsOf, UnaryAttempt } from "./unary-attempt.js";
@@ -43,9 +44,8 @@ export interface Http2TransportOptions {
 }
 
 const USER_AGENT = "switchyard-http2-client/0.1";
-const ACCEPT_ENCODING = "identity,deflate,gzip";
-/** Metadata keys a caller may not set: the protocol's own. */
-const RESERVED = /^(?:content-type|te|user-agent|grpc-(?:timeout|encoding|accept-encoding|status|message|status-details-bin|previous-rpc-attempts))$/;
+/** Headers the client sets itself, besides the protocol's own (PROTOCOL_HEADERS): no caller may set them. */
+const CLIENT_HEADERS: ReadonlySet<string> = new Set(["user-agent", "grpc-previous-rpc-attempts"]);
 const VALID_KEY = /^[0-9a-z_.-]+$/;
 const VALID_TEXT = /^[\x20-\x7e]*$/;
 /** The headers of an attempt that never went out. */
@@ -102,7 +102,7 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
     unary<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, callOptions: TransportCallOptions): Promise<Res> {
       let path = paths.get(method as MethodDefinition<unknown, unknown>);
       if (path === undefined) {
-        path = `/${service.fullName}/${method.name}`;
+        path = methodPath(service, method as MethodDefinition<unknown, unknown>);
         paths.set(method as MethodDefinition<unknown, unknown>, path);
       }
       const { observer } = callOptions;
@@ -221,7 +221,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
       "content-type": "application/grpc",
       te: "trailers",
       "grpc-timeout": formatGrpcTimeout(this.options.deadline - Date.now()),
-      "grpc-accept-encoding": ACCEPT_ENCODING,
+      "grpc-accept-encoding": ACCEPTED_ENCODINGS,
       "user-agent": USER_AGENT,
     };
     if (this.attempts > 1) headers["grpc-previous-rpc-attempts"] = String(this.attempts - 1);
@@ -314,7 +314,7 @@ function refused<Res>(path: string, observer: MethodObserver | undefined, starte
 function metadataProblem(metadata: Metadata): string | undefined {
   for (const key in metadata) {
     if (!VALID_KEY.test(key)) return `metadata key "${key}" is not lower-case letters, digits, "-", "_" or "."`;
-    if (RESERVED.test(key)) return `metadata key "${key}" is reserved by the gRPC protocol`;
+    if (PROTOCOL_HEADERS.has(key) || CLIENT_HEADERS.has(key)) return `metadata key "${key}" is reserved by the gRPC protocol`;
     const value = metadata[key];
     if (key.endsWith("-bin") !== (value instanceof Uint8Array)) {
       return key.endsWith("-bin") ? `metadata "${key}" must be bytes (the key ends in -bin)` : `metadata "${key}" must be text (only -bin keys carry bytes)`;

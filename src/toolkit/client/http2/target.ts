@@ -1,3 +1,4 @@
+import { parseAddress } from "../../discovery/address.js";
 import type { Discovery, DiscoveryTarget } from "../../discovery/discovery.js";
 import { dnsDiscovery } from "../../discovery/dns-discovery.js";
 import { etcdDiscovery } from "../../discovery/etcd-discovery.js";
@@ -24,7 +25,7 @@ export function resolveTarget(target: string, options: Readonly<Record<string, u
   const discovery = DISCOVERIES.find((candidate) => candidate.scheme === scheme);
   if (uri !== null && discovery !== undefined) return resolved(discovery, uri[2] ?? "", uri[3] ?? "", options);
   if (scheme === "ipv4" || scheme === "ipv6") return resolved(staticDiscovery, "", uri?.[3] ?? "", options);
-  if (/^(\[[^\]]+\]|[^:/[\]]+):\d+$/.test(target)) return resolved(dnsDiscovery, "", target, options);
+  if (parseAddress(target) !== undefined) return resolved(dnsDiscovery, "", target, options);
   throw new Error(`the http2 client cannot dial "${target}": give host:port, dns:///host:port, ipv4:, static:/// or etcd:/// targets`);
 }
 

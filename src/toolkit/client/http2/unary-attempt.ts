@@ -173,8 +173,7 @@ export class UnaryAttempt {
 
   private failReader(reader: MessageReader): void {
     const error = reader.error;
-    // A message the client cannot decompress is INTERNAL for a client (UNIMPLEMENTED is a server's answer).
-    const code = error === undefined ? Code.INTERNAL : error.code === Code.UNIMPLEMENTED ? Code.INTERNAL : error.code;
+    const code = error?.code ?? Code.INTERNAL;
     this.fail(code, error?.message ?? "the response body could not be read");
     if (this.stream?.closed === true) this.finish(this.failure?.code ?? code, this.failure?.message ?? "", false);
   }
