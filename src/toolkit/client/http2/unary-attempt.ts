@@ -4,7 +4,15 @@ import { STATUS_DETAILS_KEY } from "../../rpc/status-details.js";
 import { MessageReader } from "../../wire/message-reader.js";
 import { codeOfHttpStatus, decodeGrpcMessage } from "../../wire/protocol.js";
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_NO_ERROR } = constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_NO_ERROR, NGHTTP2_DEFAULT_WEIGHT } =
+  constants;
+
+/**
+ * Every priority option given, so that request() copies them rather than
+ * adding three properties to its copy of the options: that took about 4 % of
+ * a busy client's CPU.
+ */
+const REQUEST_OPTIONS = { endStream: false, waitForTrailers: false, weight: NGHTTP2_DEFAULT_WEIGHT, parent: 0, exclusive: false } as const;
 
 /** How one attempt ended. */
 export interface AttemptResult {
@@ -54,7 +62,7 @@ export class UnaryAttempt {
   ) {
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request(headers, { endStream: false });
+      stream = session.request(headers, REQUEST_OPTIONS);
     } catch (error) {
       // The session went away between the pick and now (GOAWAY, closed): the server never saw the call.
       const reason = error instanceof Error ? error.message : String(error);
