@@ -10,6 +10,7 @@ import { startSwitchyard } from "../../src/app/switchyard.js";
 import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { createClient } from "../../src/toolkit/client/create-client.js";
 import { createGrpcTransport, type GrpcTransportOptions, serviceConfig } from "../../src/toolkit/client/grpc-js-transport.js";
+import { createHttp2Transport } from "../../src/toolkit/client/http2/http2-transport.js";
 import { silentLogger } from "../../src/toolkit/log/logger.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
@@ -28,16 +29,26 @@ interface Replica {
   slowFirstAttemptMs: number;
   /** First attempts that saw their caller give up while waiting. */
   cancelledFirstAttempts: number;
+  /** When set, a first attempt fails at once with this status. */
+  failFirstAttemptWith: Code | undefined;
 }
 
 async function replica(t: TestContext): Promise<Replica> {
-  const state: Omit<Replica, "address"> = { calls: 0, broken: false, previousAttempts: [], slowFirstAttemptMs: 0, cancelledFirstAttempts: 0 };
+  const state: Omit<Replica, "address"> = {
+    calls: 0,
+    broken: false,
+    previousAttempts: [],
+    slowFirstAttemptMs: 0,
+    cancelledFirstAttempts: 0,
+    failFirstAttemptWith: undefined,
+  };
   const fault: ServerInterceptor = async (call, next) => {
     if (call.method !== "GetUser") return next();
     state.calls++;
     const previous = Number(call.context.metadata["grpc-previous-rpc-attempts"] ?? 0);
     state.previousAttempts.push(previous);
     if (state.broken) throw new RpcError(Code.INTERNAL, "the store is broken");
+    if (state.failFirstAttemptWith !== undefined && previous === 0) throw new RpcError(state.failFirstAttemptWith, "the first attempt fails");
     if (state.slowFirstAttemptMs > 0 && previous === 0) {
       const signal = call.context.signal;
       await new Promise<void>((resolve) => {
@@ -73,8 +84,17 @@ async function replica(t: TestContext): Promise<Replica> {
   return result;
 }
 
-function clientTo(t: TestContext, replicas: readonly Replica[], options: Partial<GrpcTransportOptions>) {
-  const transport = createGrpcTransport({
+/** The two channel implementations, for what both must do alike. */
+const TRANSPORTS = { "grpc-js": createGrpcTransport, http2: createHttp2Transport } as const;
+type Engine = keyof typeof TRANSPORTS;
+
+function clientTo(
+  t: TestContext,
+  replicas: readonly Replica[],
+  options: Pick<GrpcTransportOptions, "retry" | "outlierDetection" | "hedging">,
+  engine: Engine = "grpc-js",
+) {
+  const transport = TRANSPORTS[engine]({
     target: `static:///${replicas.map((r) => r.address).join(",")}`,
     services: [UserServiceDefinition],
     ...options,
@@ -179,27 +199,53 @@ describe("client channel resilience", () => {
     assert.ok(failed >= 40 && failed <= 60, `${failed} of 100 failed`);
   });
 
-  it("hedging: a read that gets no answer within the hedging delay is sent again, the first answer wins, the slow copy is cancelled", async (t) => {
-    const [a, b] = await Promise.all([replica(t), replica(t)]);
-    assert.ok(a && b);
-    const users = clientTo(t, [a, b], { hedging: { methods: ["GetUser"], delayMs: 50, maxAttempts: 2 } });
-    await users.getUser({ userId: "u-1" });
-    a.slowFirstAttemptMs = b.slowFirstAttemptMs = 3_000;
-    const durations: number[] = [];
-    for (let i = 0; i < 10; i++) {
+  for (const engine of Object.keys(TRANSPORTS) as Engine[]) {
+    it(`hedging (${engine}): a read that gets no answer within the hedging delay is sent again, the first answer wins, the slow copy is cancelled`, async (t) => {
+      const [a, b] = await Promise.all([replica(t), replica(t)]);
+      assert.ok(a && b);
+      const users = clientTo(t, [a, b], { hedging: { methods: ["GetUser"], delayMs: 50, maxAttempts: 2 } }, engine);
+      await users.getUser({ userId: "u-1" });
+      a.slowFirstAttemptMs = b.slowFirstAttemptMs = 3_000;
+      const durations: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const started = performance.now();
+        const user = await users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 });
+        durations.push(performance.now() - started);
+        assert.equal(user.name, "Ada");
+      }
+      const slowest = Math.max(...durations);
+      t.diagnostic(`hedged GetUser: ${durations.map((d) => Math.round(d)).join(", ")} ms (first attempts held 3 s)`);
+      assert.ok(slowest < 1_000, `every call answered by its hedge (slowest ${Math.round(slowest)} ms)`);
+      const hedges = [...a.previousAttempts, ...b.previousAttempts].filter((previous) => previous === 1).length;
+      assert.ok(hedges >= 10, `each call sent a hedge marked grpc-previous-rpc-attempts: 1 (${hedges})`);
+      // The losing first attempts were cancelled, not left running.
+      const deadline = performance.now() + 2_000;
+      while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 10 && performance.now() < deadline) await sleep(20);
+      assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 10);
+    });
+
+    it(`hedging (${engine}): a hedged read whose first attempt fails UNAVAILABLE sends the next at once, without waiting out the delay`, async (t) => {
+      const [a, b] = await Promise.all([replica(t), replica(t)]);
+      assert.ok(a && b);
+      const users = clientTo(t, [a, b], { hedging: { methods: ["GetUser"], delayMs: 10_000, maxAttempts: 3 } }, engine);
+      await users.getUser({ userId: "u-1" });
+      a.failFirstAttemptWith = b.failFirstAttemptWith = Code.UNAVAILABLE;
       const started = performance.now();
       const user = await users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 });
-      durations.push(performance.now() - started);
       assert.equal(user.name, "Ada");
-    }
-    const slowest = Math.max(...durations);
-    t.diagnostic(`hedged GetUser: ${durations.map((d) => Math.round(d)).join(", ")} ms (first attempts held 3 s)`);
-    assert.ok(slowest < 1_000, `every call answered by its hedge (slowest ${Math.round(slowest)} ms)`);
-    const hedges = [...a.previousAttempts, ...b.previousAttempts].filter((previous) => previous === 1).length;
-    assert.ok(hedges >= 10, `each call sent a hedge marked grpc-previous-rpc-attempts: 1 (${hedges})`);
-    // The losing first attempts were cancelled, not left running.
-    const deadline = performance.now() + 2_000;
-    while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 10 && performance.now() < deadline) await sleep(20);
-    assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 10);
-  });
+      assert.ok(performance.now() - started < 2_000, `answered by the second attempt in ${Math.round(performance.now() - started)} ms`);
+      assert.ok([...a.previousAttempts, ...b.previousAttempts].includes(1), "the second attempt says grpc-previous-rpc-attempts: 1");
+    });
+
+    it(`hedging (${engine}): a hedged read whose attempt fails with a fatal status fails at once with it`, async (t) => {
+      const [a, b] = await Promise.all([replica(t), replica(t)]);
+      assert.ok(a && b);
+      const users = clientTo(t, [a, b], { hedging: { methods: ["GetUser"], delayMs: 10_000, maxAttempts: 3 } }, engine);
+      await users.getUser({ userId: "u-1" });
+      a.failFirstAttemptWith = b.failFirstAttemptWith = Code.FAILED_PRECONDITION;
+      const calls = a.calls + b.calls;
+      await assert.rejects(users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 }), (error: RpcError) => error.code === Code.FAILED_PRECONDITION);
+      assert.equal(a.calls + b.calls, calls + 1, "no hedge went out");
+    });
+  }
 });

@@ -1,10 +1,12 @@
 // The http2 client's decisions that need no socket: the grpc-timeout it
-// sends, how it reads HTTP statuses, targets, retry delays and the retry budget.
+// sends, how it reads HTTP statuses, targets, retry delays, hedged methods and
+// the retry budget.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { resolveTarget } from "../../src/toolkit/client/http2/target.js";
 import { dnsDiscovery } from "../../src/toolkit/discovery/dns-discovery.js";
-import { retryDelayMs, RetryThrottle, retrySettings } from "../../src/toolkit/client/retry-policy.js";
+import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
+import { hedgedMethods, hedgingSettings, pushbackOf, retryDelayMs, RetryThrottle, retrySettings } from "../../src/toolkit/client/retry-policy.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { codeOfHttpStatus, formatGrpcTimeout, parseGrpcTimeout } from "../../src/toolkit/wire/protocol.js";
 
@@ -106,6 +108,26 @@ describe("retry delays (gRFC A6)", () => {
     assert.equal(retryDelayMs(settings, 1, { "grpc-retry-pushback-ms": "1500" }), 1500);
     assert.equal(retryDelayMs(settings, 1, { "grpc-retry-pushback-ms": "-1" }), undefined);
     assert.equal(retryDelayMs(settings, 1, { "grpc-retry-pushback-ms": "soon" }), undefined);
+  });
+
+  it("reads a pushback as a delay, a stop, or nothing sent (what a hedge waits for)", () => {
+    assert.equal(pushbackOf({ "grpc-retry-pushback-ms": "0" }), 0);
+    assert.equal(pushbackOf({ "grpc-retry-pushback-ms": "-1" }), "stop");
+    assert.equal(pushbackOf({}), undefined);
+    assert.equal(pushbackOf(undefined), undefined);
+  });
+});
+
+describe("hedged methods", () => {
+  it("finds reads by their proto name, with 2 attempts 100 ms apart by default", () => {
+    assert.deepEqual(hedgedMethods([UserServiceDefinition], { methods: ["GetUser"] }), [UserServiceDefinition.methods.getUser]);
+    assert.deepEqual(hedgedMethods([UserServiceDefinition], undefined), []);
+    assert.deepEqual(hedgingSettings({ methods: ["GetUser"] }), { maxAttempts: 2, delayMs: 100 });
+  });
+
+  it("refuses a method that is not a read, or that the channel's services lack", () => {
+    assert.throws(() => hedgedMethods([UserServiceDefinition], { methods: ["CreateUser"] }), /cannot hedge CreateUser: only methods the proto marks NO_SIDE_EFFECTS/);
+    assert.throws(() => hedgedMethods([UserServiceDefinition], { methods: ["GetOrderByUser"] }), /cannot hedge GetOrderByUser/);
   });
 });
 

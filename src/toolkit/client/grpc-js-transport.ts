@@ -7,11 +7,11 @@ import { installDiscoveryResolvers } from "../discovery/grpc-resolver.js";
 import type { CallAttemptObserver } from "./call-attempt-observer.js";
 import { ejectionSettings, type OutlierDetectionOptions } from "./endpoint-ejection.js";
 import { CALL_ATTEMPT_OBSERVER_OPTION, endpointEjectionConfig, installEndpointEjectionPolicy } from "./endpoint-ejection-policy.js";
-import { RETRY_THROTTLE, retrySettings, type RetryOptions } from "./retry-policy.js";
+import { hedgedMethods, hedgingSettings, RETRY_THROTTLE, retrySettings, type HedgingOptions, type RetryOptions } from "./retry-policy.js";
 import type { Transport } from "./transport.js";
 
 export type { OutlierDetectionOptions } from "./endpoint-ejection.js";
-export type { RetryOptions } from "./retry-policy.js";
+export type { HedgingOptions, RetryOptions } from "./retry-policy.js";
 
 /** Options for createGrpcTransport. */
 export interface GrpcTransportOptions {
@@ -38,21 +38,6 @@ export interface GrpcTransportOptions {
    * (e.g. Tracing's `attemptObserver`, a span per attempt). Default: none, at no cost.
    */
   readonly attemptObserver?: CallAttemptObserver;
-}
-
-/**
- * Hedging (gRFC A6) for reads: a copy of the call goes out after each
- * `delayMs` without an answer, up to `maxAttempts` in all; the first answer
- * wins and the others are cancelled. Only for methods the proto marks
- * NO_SIDE_EFFECTS. Spends the same retry budget as retries.
- */
-export interface HedgingOptions {
-  /** Method names as in the proto, e.g. `GetUser`. */
-  readonly methods: readonly string[];
-  /** Default 2. */
-  readonly maxAttempts?: number;
-  /** Default 100 ms. */
-  readonly delayMs?: number;
 }
 
 /**
@@ -152,18 +137,12 @@ export function serviceConfig(
   options: Pick<GrpcTransportOptions, "services" | "retry" | "outlierDetection" | "hedging" | "attemptObserver">,
 ): object {
   const retry = retrySettings(options.retry === false ? {} : (options.retry ?? {}));
-  const hedged = new Set(options.hedging?.methods ?? []);
+  const hedged = new Set(hedgedMethods(options.services, options.hedging).map((method) => method.name));
   const idempotent = options.services.flatMap((service) =>
     Object.values(service.methods)
       .filter(isIdempotent)
-      .map((method) => ({ service: service.fullName, method: method.name, readOnly: method.options.idempotencyLevel === "NO_SIDE_EFFECTS" })),
+      .map((method) => ({ service: service.fullName, method: method.name })),
   );
-  for (const name of hedged) {
-    const method = idempotent.find((candidate) => candidate.method === name);
-    if (method === undefined || !method.readOnly) {
-      throw new Error(`cannot hedge ${name}: only methods the proto marks NO_SIDE_EFFECTS may be hedged`);
-    }
-  }
   // Every target's endpoints (from etcd, a static list or DNS) share the
   // calls round-robin, one connection per endpoint; a failing endpoint is
   // skipped until it reconnects, and one whose attempts fail as an endpoint
@@ -191,11 +170,12 @@ export function serviceConfig(
     });
   }
   if (options.hedging !== undefined && hedged.size > 0) {
+    const hedging = hedgingSettings(options.hedging);
     methodConfig.push({
       name: idempotent.filter((method) => hedged.has(method.method)).map(({ service, method }) => ({ service, method })),
       hedgingPolicy: {
-        maxAttempts: options.hedging.maxAttempts ?? 2,
-        hedgingDelay: seconds(options.hedging.delayMs ?? 100),
+        maxAttempts: hedging.maxAttempts,
+        hedgingDelay: seconds(hedging.delayMs),
         nonFatalStatusCodes: ["UNAVAILABLE"],
       },
     });

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http2";
 import { Code } from "../rpc/code.js";
+import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
 
 /** Retry settings (gRFC A6), applied only to methods the proto marks idempotent. */
 export interface RetryOptions {
@@ -30,6 +31,42 @@ export function retrySettings(options: RetryOptions): RetrySettings {
 }
 
 /**
+ * Hedging (gRFC A6) for reads: a copy of the call goes out after each
+ * `delayMs` without an answer, up to `maxAttempts` in all; the first answer
+ * wins and the others are cancelled. Only for methods the proto marks
+ * NO_SIDE_EFFECTS. Spends the same retry budget as retries.
+ */
+export interface HedgingOptions {
+  /** Method names as in the proto, e.g. `GetUser`. */
+  readonly methods: readonly string[];
+  /** Default 2. */
+  readonly maxAttempts?: number;
+  /** Default 100 ms. */
+  readonly delayMs?: number;
+}
+
+/** HedgingOptions' numbers with their defaults applied. */
+export type HedgingSettings = Required<Omit<HedgingOptions, "methods">>;
+
+export function hedgingSettings(options: HedgingOptions): HedgingSettings {
+  return { maxAttempts: options.maxAttempts ?? 2, delayMs: options.delayMs ?? 100 };
+}
+
+/**
+ * The methods `hedging` names, found in `services`. Throws for a name that is
+ * not a read (NO_SIDE_EFFECTS): a hedge runs the call twice.
+ */
+export function hedgedMethods(services: readonly ServiceDefinition[], hedging: HedgingOptions | undefined): MethodDefinition<unknown, unknown>[] {
+  return (hedging?.methods ?? []).map((name) => {
+    const method = services.flatMap((service) => Object.values(service.methods)).find((candidate) => candidate.name === name);
+    if (method?.options.idempotencyLevel !== "NO_SIDE_EFFECTS") {
+      throw new Error(`cannot hedge ${name}: only methods the proto marks NO_SIDE_EFFECTS may be hedged`);
+    }
+    return method;
+  });
+}
+
+/**
  * The retry budget of every channel (gRFC A6 retryThrottling): every failed
  * attempt spends a token, every success earns a tenth of one back, and while
  * half the tokens are gone no call is retried (or hedged), so a dead
@@ -56,10 +93,21 @@ export function isRetryableCode(code: Code): boolean {
  * pushback that is not a non-negative whole number).
  */
 export function retryDelayMs(settings: RetrySettings, attempt: number, trailers: IncomingHttpHeaders | undefined): number | undefined {
-  const pushback = trailers?.["grpc-retry-pushback-ms"];
-  if (typeof pushback === "string") return /^\d+$/.test(pushback) ? Number(pushback) : undefined;
+  const pushback = pushbackOf(trailers);
+  if (pushback !== undefined) return pushback === "stop" ? undefined : pushback;
   const ceiling = Math.min(settings.initialBackoffMs * settings.backoffMultiplier ** (attempt - 1), settings.maxBackoffMs);
   return Math.random() * ceiling;
+}
+
+/**
+ * The server's `grpc-retry-pushback-ms`: how long to wait before the next
+ * attempt, "stop" when it asks for none (a value that is not a non-negative
+ * whole number), undefined when it sent none.
+ */
+export function pushbackOf(trailers: IncomingHttpHeaders | undefined): number | "stop" | undefined {
+  const pushback = trailers?.["grpc-retry-pushback-ms"];
+  if (typeof pushback !== "string") return undefined;
+  return /^\d+$/.test(pushback) ? Number(pushback) : "stop";
 }
 
 /** RETRY_THROTTLE's bookkeeping, for a client that retries by itself (grpc-js keeps its own). */

@@ -10,7 +10,19 @@ import { decodeStatusDetails } from "../../rpc/status-details.js";
 import { ACCEPTED_ENCODINGS, encodeBinaryHeader, encodeFrame, formatGrpcTimeout, MAX_TIMER_MS, PROTOCOL_HEADERS } from "../../wire/protocol.js";
 import type { AttemptEnded, CallAttemptObserver } from "../call-attempt-observer.js";
 import { ejectionSettings, type OutlierDetectionOptions } from "../endpoint-ejection.js";
-import { isRetryableCode, retryDelayMs, RetryThrottle, retrySettings, type RetryOptions, type RetrySettings } from "../retry-policy.js";
+import {
+  type HedgingOptions,
+  type HedgingSettings,
+  hedgedMethods,
+  hedgingSettings,
+  isRetryableCode,
+  pushbackOf,
+  retryDelayMs,
+  RetryThrottle,
+  retrySettings,
+  type RetryOptions,
+  type RetrySettings,
+} from "../retry-policy.js";
 import type { Transport, TransportCallOptions } from "../transport.js";
 import type { Connection, ConnectionTls } from "./connection.js";
 import { type ConnectionWaiter, EndpointPool, type NoEndpointError } from "./endpoint-pool.js";
@@ -29,6 +41,8 @@ export interface Http2TransportOptions {
   readonly discoveryOptions?: Readonly<Record<string, unknown>>;
   /** `false` turns retries off. */
   readonly retry?: RetryOptions | false;
+  /** Hedged reads, as for createGrpcTransport. Default: none. A hedged method is not retried. */
+  readonly hedging?: HedgingOptions;
   /** `false` turns outlier detection off. */
   readonly outlierDetection?: OutlierDetectionOptions | false;
   /** Where endpoint ejections are logged. Default: nowhere. */
@@ -58,15 +72,15 @@ const NO_HEADERS = { get: () => undefined, set: () => undefined };
  * round robin over one connection per endpoint, outlier detection with the
  * same verdicts, gRFC A6 retries with backoff, pushback and the shared retry
  * throttle, one transparent retry of a call the server never saw, deadlines
- * sent as `grpc-timeout`, cancellation as RST_STREAM, keepalive, TLS, and an
- * observer per attempt.
+ * sent as `grpc-timeout`, cancellation as RST_STREAM, keepalive, TLS, hedged
+ * reads and an observer per attempt.
  *
  * Why we wrote it: per call, grpc-js's client spends about 70–79 µs of CPU
  * where node:http2's own `request()` needs 27 µs (resolving, retrying and
  * load-balancing call layers, Metadata objects, a stack trace per call);
  * that cost is most of the split topology's. No library offers a lean one:
- * @connectrpc/connect-node was slower still. Hedging and streaming calls are
- * not here: use the grpc-js transport for those.
+ * @connectrpc/connect-node was slower still. Streaming calls are not here:
+ * use the grpc-js transport for those.
  */
 export function createHttp2Transport(options: Http2TransportOptions): Transport {
   const { discovery, target, authority } = resolveTarget(options.target, options.discoveryOptions ?? {});
@@ -96,7 +110,12 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
     maxReceiveBytes: options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
     closed: false,
   };
-  const retried = new Set(options.services.flatMap((service) => Object.values(service.methods).filter(isIdempotent)));
+  const policies = new Map<MethodDefinition<unknown, unknown>, AttemptPolicy>();
+  for (const service of options.services) for (const method of Object.values(service.methods)) if (isIdempotent(method)) policies.set(method, "retry");
+  if (options.hedging !== undefined) {
+    const hedging = hedgingSettings(options.hedging);
+    for (const method of hedgedMethods(options.services, options.hedging)) policies.set(method, hedging);
+  }
   const paths = new Map<MethodDefinition<unknown, unknown>, string>();
   return {
     unary<Req, Res>(service: ServiceDefinition, method: MethodDefinition<Req, Res>, request: Req, callOptions: TransportCallOptions): Promise<Res> {
@@ -119,9 +138,9 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
         const reason = error instanceof Error ? error.message : String(error);
         return refused(path, observer, started, Code.INTERNAL, `cannot encode the request to ${path}: ${reason}`);
       }
-      const retryable = retried.has(method as MethodDefinition<unknown, unknown>);
+      const policy = policies.get(method as MethodDefinition<unknown, unknown>);
       return new Promise<Res>((resolve, reject) => {
-        new UnaryCall<Res>(channel, path, frame, callOptions, retryable, method.responseType, started, resolve, reject).start();
+        new UnaryCall<Res>(channel, path, frame, callOptions, policy, method.responseType, started, resolve, reject).start();
       });
     },
     close() {
@@ -146,22 +165,30 @@ interface Channel {
   closed: boolean;
 }
 
+/** How a method's call may make more attempts: retries (an idempotent method), or hedges (a read named in `hedging`). */
+type AttemptPolicy = "retry" | HedgingSettings;
+
 /** One call: its attempts, its deadline and its cancellation. */
 class UnaryCall<Res> implements ConnectionWaiter {
   private finished = false;
-  /** Attempts counted by the retry policy (a transparent retry is not one). */
+  /** Attempts counted by the retry or hedging policy (a transparent retry is not one). */
   private attempts = 0;
   private transparentRetryUsed = false;
-  private attempt: UnaryAttempt | undefined;
+  /** Attempts in flight: one, or several while hedged. */
+  private live: UnaryAttempt[] = [];
   private deadlineTimer: NodeJS.Timeout | undefined;
-  private backoffTimer: NodeJS.Timeout | undefined;
+  /** The next retry's backoff, or the next hedge's delay. */
+  private nextAttemptTimer: NodeJS.Timeout | undefined;
+  /** A server's pushback stopped further hedges. */
+  private hedgingStopped = false;
 
   constructor(
     private readonly channel: Channel,
     readonly path: string,
     private readonly frame: Buffer,
     private readonly options: TransportCallOptions,
-    private readonly retryable: boolean,
+    /** Undefined: one attempt. */
+    private readonly policy: AttemptPolicy | undefined,
     private readonly responseType: MessageCodec<Res>,
     private readonly started: number,
     private readonly resolve: (response: Res) => void,
@@ -173,6 +200,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
     if (remaining <= MAX_TIMER_MS) this.deadlineTimer = setTimeout(exceedDeadline, Math.max(0, remaining), this);
     this.options.cancellation?.addAbortListener(this.onCancel);
     this.send();
+    if (typeof this.policy === "object") this.scheduleHedge(this.policy.delayMs);
   }
 
   private send(): void {
@@ -204,12 +232,15 @@ class UnaryCall<Res> implements ConnectionWaiter {
       headers: { get: (key) => headerText(headers[key]), set: (key, value) => void (headers[key] = value) },
     });
     connection.activeCalls++;
-    this.attempt = new UnaryAttempt(session, headers, this.frame, this.channel.maxReceiveBytes, (result) => {
+    const attempt = new UnaryAttempt(session, headers, this.frame, this.channel.maxReceiveBytes, (result) => {
       connection.activeCalls--;
-      this.attempt = undefined;
+      const index = this.live.indexOf(attempt);
+      if (index >= 0) this.live.splice(index, 1);
       this.channel.pool.record(connection, result.code);
       this.attemptEnded(connection, ended, result);
     });
+    // It reports in a later turn at the earliest, even when it could not start.
+    this.live.push(attempt);
   }
 
   private headers(): OutgoingHttpHeaders {
@@ -239,7 +270,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
     ended?.(result.code, result.message);
     if (this.finished) return;
     if (this.channel.closed) return this.fail(Code.CANCELLED, `the channel was closed during the call to ${this.path}`, undefined);
-    const { throttle, retry } = this.channel;
+    const { throttle } = this.channel;
     if (result.code === Code.OK) {
       throttle.succeeded();
       let response: Res;
@@ -258,24 +289,60 @@ class UnaryCall<Res> implements ConnectionWaiter {
     }
     const retryableStatus = isRetryableCode(result.code);
     if (retryableStatus) throttle.failed();
-    if (retry !== undefined && this.retryable && retryableStatus && !result.committed && this.attempts < retry.maxAttempts && throttle.allowsRetry) {
-      const delay = retryDelayMs(retry, this.attempts, result.trailers);
-      if (delay !== undefined && Date.now() + delay < this.options.deadline) {
-        this.backoffTimer = setTimeout(() => this.send(), delay);
-        return;
-      }
-    }
+    if (retryableStatus && this.mayTryAgain(result)) return;
     const note = connection === undefined ? "" : ` (from ${connection.address})`;
     this.fail(result.code, result.message === "" ? `${this.path} failed${note}` : result.message, statusDetailsOf(result.trailers));
   }
 
+  /**
+   * After a failed attempt with a status worth another one: schedules that
+   * attempt (a retry after its backoff, or the next hedge now) or, while
+   * hedged, waits for the attempts still in flight. False when the call
+   * should fail with this attempt's status.
+   */
+  private mayTryAgain(result: AttemptResult): boolean {
+    const { policy } = this;
+    const { retry, throttle } = this.channel;
+    if (policy === "retry") {
+      if (retry === undefined || result.committed || this.attempts >= retry.maxAttempts || !throttle.allowsRetry) return false;
+      const delay = retryDelayMs(retry, this.attempts, result.trailers);
+      if (delay === undefined || Date.now() + delay >= this.options.deadline) return false;
+      this.nextAttemptTimer = setTimeout(() => this.send(), delay);
+      return true;
+    }
+    if (policy === undefined) return false;
+    // Hedged (gRFC A6): the next hedge goes out now, or after the server's pushback; a pushback that
+    // says stop ends hedging, and the attempts in flight go on.
+    const pushback = pushbackOf(result.trailers);
+    if (pushback === "stop") this.hedgingStopped = true;
+    else if (this.attempts < policy.maxAttempts && throttle.allowsRetry && !this.hedgingStopped) this.scheduleHedge(pushback ?? 0);
+    return this.live.length > 0 || this.nextAttemptTimer !== undefined;
+  }
+
+  /** The next hedge, `delayMs` from now (replacing one already scheduled). */
+  private scheduleHedge(delayMs: number): void {
+    clearTimeout(this.nextAttemptTimer);
+    this.nextAttemptTimer = setTimeout(sendHedge, delayMs, this);
+  }
+
+  /** Sends the next hedge, if the policy and the budget allow one, and schedules the one after. */
+  hedge(): void {
+    this.nextAttemptTimer = undefined;
+    const policy = this.policy as HedgingSettings;
+    if (this.finished || this.hedgingStopped || this.attempts >= policy.maxAttempts || !this.channel.throttle.allowsRetry) return;
+    this.send();
+    if (this.attempts < policy.maxAttempts) this.scheduleHedge(policy.delayMs);
+  }
+
   private readonly onCancel = (): void => this.giveUp(Code.CANCELLED, `the call to ${this.path} was cancelled`);
 
+  /** The call ends from outside (its deadline, its caller): its attempts in flight end with the same status. */
   giveUp(code: Code, message: string): void {
     if (this.finished) return;
-    const attempt = this.attempt;
+    const attempts = this.live;
+    this.live = [];
     this.fail(code, message, undefined);
-    attempt?.abort(code, message);
+    for (const attempt of attempts) attempt.abort(code, message);
   }
 
   private succeed(response: Res): void {
@@ -289,19 +356,26 @@ class UnaryCall<Res> implements ConnectionWaiter {
     this.reject(new ClientError(this.path, code, message, decoded ?? {}));
   }
 
+  /** Ends the call; hedges still in flight lost, and are cancelled. */
   private settle(code: Code): void {
     this.finished = true;
     clearTimeout(this.deadlineTimer);
-    clearTimeout(this.backoffTimer);
+    clearTimeout(this.nextAttemptTimer);
     this.options.cancellation?.removeAbortListener(this.onCancel);
     this.channel.pool.forget(this);
     this.options.observer?.finished(this.started, code);
+    for (const attempt of this.live) attempt.abort(Code.CANCELLED, "another attempt ended the call first");
   }
 }
 
 /** The deadline timer's callback: a module function, so a call makes no closure for it. */
 function exceedDeadline(call: Pick<UnaryCall<never>, "giveUp" | "path">): void {
   call.giveUp(Code.DEADLINE_EXCEEDED, `the call to ${call.path} exceeded its deadline`);
+}
+
+/** The hedging timer's callback, likewise. */
+function sendHedge(call: Pick<UnaryCall<never>, "hedge">): void {
+  call.hedge();
 }
 
 /** A call refused before it went out: observed as finished, rejected with `code`. */
