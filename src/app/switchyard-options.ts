@@ -31,6 +31,14 @@ export interface SwitchyardOptions {
    * process, when this process hosts UserService too. Required when it does not.
    */
   readonly userServiceTarget?: string;
+  /**
+   * Hedges OrderService's GetUser calls to userServiceTarget: when one has
+   * had no answer for this long, a copy goes to the next endpoint, the first
+   * answer wins and the other copy is cancelled (gRFC A6 hedging, two copies
+   * at most). It trades a little extra load for a shorter tail when a
+   * replica stalls. Default: off.
+   */
+  readonly userServiceHedgingDelayMs?: number;
   /** How long shutdown waits for in-flight calls. Default 10 s. */
   readonly drainTimeoutMs?: number;
   /** Extra server interceptors, run inside the built-in ones (e.g. auth, fault injection in tests). */

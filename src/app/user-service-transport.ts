@@ -48,12 +48,14 @@ export function createUserServiceTransport(options: SwitchyardOptions, wiring: U
   if (target) {
     const discoveryOptions = options.registry === undefined ? {} : etcdChannelOptions(options.registry);
     const attempts = wiring.attemptObserver === undefined ? {} : { attemptObserver: wiring.attemptObserver };
+    const hedging = options.userServiceHedgingDelayMs === undefined ? {} : { hedging: { methods: ["GetUser"], delayMs: options.userServiceHedgingDelayMs } };
     if ((options.clientEngine ?? options.engine ?? "http2") === "http2") {
       return createHttp2Transport({
         target,
         services: [UserServiceDefinition],
         ...(wiring.tls ? { tls: wiring.tls.connectionTls } : {}),
         ...attempts,
+        ...hedging,
         discoveryOptions,
         logger: options.logger,
       });
@@ -63,6 +65,7 @@ export function createUserServiceTransport(options: SwitchyardOptions, wiring: U
       services: [UserServiceDefinition],
       ...(wiring.tls ? { credentials: wiring.tls.credentials } : {}),
       ...attempts,
+      ...hedging,
       channelOptions: { ...wiring.tls?.channelOptions, ...discoveryOptions },
     });
   }

@@ -31,6 +31,7 @@ interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFl
   dataDir: string;
   services: ServiceName[];
   userService?: string;
+  userServiceHedgeAfter?: number;
   databaseUrl?: string;
   memory?: boolean;
   drainTimeout: number;
@@ -50,6 +51,11 @@ export function addServeCommand(program: Command): void {
     .option("--data-dir <dir>", "directory of the SQLite files", "./data")
     .option("--services <list>", "services this process hosts: user, order or user,order", parseServices, ["user", "order"])
     .option("--user-service <address>", "where OrderService finds UserService (default: in this process)", parseTarget)
+    .option(
+      "--user-service-hedge-after <ms>",
+      "send a second copy of a GetUser call to --user-service that has had no answer for this long; the first answer wins (default: off)",
+      parseMillis,
+    )
     .option("--database-url <url>", "keep data in PostgreSQL (postgres://…) instead of SQLite", parseDatabaseUrl)
     .option("--memory", "keep data in memory instead, lost at exit (tests, demos, benchmarks)")
     .option("--drain-timeout <ms>", "how long shutdown waits for calls in flight", parseMillis, 10_000)
@@ -98,6 +104,9 @@ export function addServeCommand(program: Command): void {
         command.error("error: --services order needs --user-service <address> (where UserService runs)");
       }
       if (flags.memory === true && flags.databaseUrl !== undefined) command.error("error: choose one of --memory and --database-url");
+      if (flags.userServiceHedgeAfter !== undefined && flags.userService === undefined) {
+        command.error("error: --user-service-hedge-after hedges calls to --user-service <address>; in process there is nothing to hedge");
+      }
       const tls = serveTlsOf(flags, command);
       const { metricsPort, ...telemetry } = serveTelemetryOf(flags, command);
       // A worker's metrics are served by the cluster's primary, on the flag's port.
@@ -123,6 +132,7 @@ export function addServeCommand(program: Command): void {
         ...(flags.databaseUrl === undefined ? {} : { databaseUrl: flags.databaseUrl }),
         ...(flags.memory === true ? { memory: true } : {}),
         ...(flags.userService === undefined ? {} : { userServiceTarget: flags.userService }),
+        ...(flags.userServiceHedgeAfter === undefined ? {} : { userServiceHedgingDelayMs: flags.userServiceHedgeAfter }),
         drainTimeoutMs: flags.drainTimeout,
         maxConcurrentCalls: flags.maxConcurrentCalls,
         engine: flags.engine,
@@ -170,6 +180,7 @@ export function addServeCommand(program: Command): void {
           services: flags.services,
           store: app.store,
           userService: flags.userService ?? (flags.services.includes("order") ? "in-process" : undefined),
+          ...(flags.userServiceHedgeAfter === undefined ? {} : { userServiceHedgeAfterMs: flags.userServiceHedgeAfter }),
           tls: tls.tls === undefined ? "off" : tls.tls.clientCaFile === undefined ? "tls" : "mtls",
           ...(tls.userServiceTls === undefined ? {} : { userServiceTls: tls.userServiceTls.certFile === undefined ? "tls" : "mtls" }),
           metrics:

@@ -81,6 +81,8 @@ describe("switchyard serve: flags", () => {
     ["--port abc", ["--port", "abc"], /--port <port>.*'abc' is invalid/],
     ["--services foo", ["--services", "foo"], /unknown service "foo".*user, order/],
     ["--services order without --user-service", ["--services", "order"], /--services order needs --user-service/],
+    ["--user-service-hedge-after without --user-service", ["--user-service-hedge-after", "50"], /--user-service-hedge-after hedges calls to --user-service/],
+    ["--user-service-hedge-after soon", ["--user-service-hedge-after", "soon"], /--user-service-hedge-after <ms>.*positive number of milliseconds/],
     ["--database-url mysql://x", ["--database-url", "mysql://x"], /--database-url <url>.*expected a postgres:\/\/ or postgresql:\/\/ URL/],
     ["--drain-timeout 0", ["--drain-timeout", "0"], /--drain-timeout <ms>.*positive number of milliseconds/],
     ["--log-level loud", ["--log-level", "loud"], /--log-level <level>.*expected one of: fatal/],

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { startSwitchyard } from "../../src/app/switchyard.js";
-import { UserServiceDefinition } from "../../src/gen/service/v1/service.js";
+import { OrderServiceDefinition, UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { createClient } from "../../src/toolkit/client/create-client.js";
 import { createGrpcTransport, type GrpcTransportOptions, serviceConfig } from "../../src/toolkit/client/grpc-js-transport.js";
 import { createHttp2Transport } from "../../src/toolkit/client/http2/http2-transport.js";
@@ -246,6 +246,37 @@ describe("client channel resilience", () => {
       const calls = a.calls + b.calls;
       await assert.rejects(users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 }), (error: RpcError) => error.code === Code.FAILED_PRECONDITION);
       assert.equal(a.calls + b.calls, calls + 1, "no hedge went out");
+    });
+
+    it(`serve's userServiceHedgingDelayMs (${engine} client): OrderService answers through the hedge while its UserService replicas stall`, async (t) => {
+      const [a, b] = await Promise.all([replica(t), replica(t)]);
+      assert.ok(a && b);
+      const order = await startSwitchyard({
+        services: ["order"],
+        userServiceTarget: `static:///${a.address},${b.address}`,
+        userServiceHedgingDelayMs: 50,
+        clientEngine: engine,
+        host: "127.0.0.1",
+        port: 0,
+        dataDir: "unused",
+        memory: true,
+        drainTimeoutMs: 200,
+        logger: silentLogger(),
+      });
+      t.after(() => order.close());
+      const transport = createGrpcTransport({ target: `127.0.0.1:${order.port}`, services: [OrderServiceDefinition] });
+      t.after(() => transport.close());
+      const orders = createClient(OrderServiceDefinition, transport);
+      await orders.createOrder({ orderId: "o-1", userId: "u-1" });
+      a.slowFirstAttemptMs = b.slowFirstAttemptMs = 3_000;
+      const started = performance.now();
+      const latest = await orders.getOrderByUser({ userId: "u-1" }, { timeoutMs: 5_000 });
+      const elapsed = performance.now() - started;
+      assert.equal(latest.orderId, "o-1");
+      assert.ok(elapsed < 1_000, `answered by the hedge in ${Math.round(elapsed)} ms (first attempts held 3 s)`);
+      const deadline = performance.now() + 2_000;
+      while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 1 && performance.now() < deadline) await sleep(20);
+      assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 1, "the stalled first attempt was cancelled");
     });
   }
 });
