@@ -399,6 +399,22 @@ describe("the http2 client against servers that do not speak gRPC properly", () 
     assert.equal(times.length, 2, "the second pushback (negative) stopped the retries");
     assert.ok((times[1] ?? 0) - (times[0] ?? 0) >= 145, `waited ${(times[1] ?? 0) - (times[0] ?? 0)} ms`);
   });
+
+  it("hedges after the server's pushback, and a pushback that says stop fails the call at once when nothing else is in flight", async () => {
+    const times: number[] = [];
+    const address = await rawServer(scope, (stream) => {
+      times.push(Date.now());
+      const pushback = times.length === 1 ? "150" : "-1";
+      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "14", "grpc-retry-pushback-ms": pushback }, { endStream: true });
+    });
+    const users = usersOver(scope, { target: address, hedging: { methods: ["GetUser"], delayMs: 10_000, maxAttempts: 5 } });
+    const started = Date.now();
+    const error = await rejection(users.getUser({ userId: "u1" }, { timeoutMs: 5_000 }));
+    assert.equal(error.code, Code.UNAVAILABLE);
+    assert.equal(times.length, 2, "the second pushback (negative) stopped the hedges");
+    assert.ok((times[1] ?? 0) - (times[0] ?? 0) >= 145, `the hedge waited out the pushback (${(times[1] ?? 0) - (times[0] ?? 0)} ms)`);
+    assert.ok(Date.now() - started < 2_000, `failed at once after the stop, not at the next hedging delay (${Date.now() - started} ms)`);
+  });
 });
 
 /** python_server.py, started on a free port; its JSON event lines are collected. */

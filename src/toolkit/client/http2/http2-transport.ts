@@ -181,6 +181,8 @@ class UnaryCall<Res> implements ConnectionWaiter {
   private nextAttemptTimer: NodeJS.Timeout | undefined;
   /** A server's pushback stopped further hedges. */
   private hedgingStopped = false;
+  /** The last hedge that failed with a status worth another: what the call fails with if no other answers. */
+  private lastFailure: { connection: Connection | undefined; result: AttemptResult } | undefined;
 
   constructor(
     private readonly channel: Channel,
@@ -289,18 +291,23 @@ class UnaryCall<Res> implements ConnectionWaiter {
     }
     const retryableStatus = isRetryableCode(result.code);
     if (retryableStatus) throttle.failed();
-    if (retryableStatus && this.mayTryAgain(result)) return;
+    if (retryableStatus && this.mayTryAgain(connection, result)) return;
+    this.failWith(connection, result);
+  }
+
+  /** Fails the call with a failed attempt's status, message and details. */
+  private failWith(connection: Connection | undefined, result: AttemptResult): void {
     const note = connection === undefined ? "" : ` (from ${connection.address})`;
     this.fail(result.code, result.message === "" ? `${this.path} failed${note}` : result.message, statusDetailsOf(result.trailers));
   }
 
   /**
    * After a failed attempt with a status worth another one: schedules that
-   * attempt (a retry after its backoff, or the next hedge now) or, while
-   * hedged, waits for the attempts still in flight. False when the call
-   * should fail with this attempt's status.
+   * attempt (a retry after its backoff, or the next hedge now) or, when no
+   * hedge may follow, waits for the hedges still in flight. False when the
+   * call should fail with this attempt's status.
    */
-  private mayTryAgain(result: AttemptResult): boolean {
+  private mayTryAgain(connection: Connection | undefined, result: AttemptResult): boolean {
     const { policy } = this;
     const { retry, throttle } = this.channel;
     if (policy === "retry") {
@@ -313,10 +320,19 @@ class UnaryCall<Res> implements ConnectionWaiter {
     if (policy === undefined) return false;
     // Hedged (gRFC A6): the next hedge goes out now, or after the server's pushback; a pushback that
     // says stop ends hedging, and the attempts in flight go on.
+    this.lastFailure = { connection, result };
     const pushback = pushbackOf(result.trailers);
     if (pushback === "stop") this.hedgingStopped = true;
-    else if (this.attempts < policy.maxAttempts && throttle.allowsRetry && !this.hedgingStopped) this.scheduleHedge(pushback ?? 0);
-    return this.live.length > 0 || this.nextAttemptTimer !== undefined;
+    const delay = pushback === "stop" ? undefined : (pushback ?? 0);
+    if (delay !== undefined && this.mayHedge() && Date.now() + delay < this.options.deadline) {
+      this.scheduleHedge(delay);
+      return true;
+    }
+    return this.live.length > 0;
+  }
+
+  private mayHedge(): boolean {
+    return !this.hedgingStopped && this.attempts < (this.policy as HedgingSettings).maxAttempts && this.channel.throttle.allowsRetry;
   }
 
   /** The next hedge, `delayMs` from now (replacing one already scheduled). */
@@ -325,13 +341,20 @@ class UnaryCall<Res> implements ConnectionWaiter {
     this.nextAttemptTimer = setTimeout(sendHedge, delayMs, this);
   }
 
-  /** Sends the next hedge, if the policy and the budget allow one, and schedules the one after. */
+  /**
+   * Sends the next hedge and schedules the one after. When no hedge may go
+   * out (the policy, a pushback or the budget says no) and none is in
+   * flight, the call fails with the last attempt's status.
+   */
   hedge(): void {
     this.nextAttemptTimer = undefined;
-    const policy = this.policy as HedgingSettings;
-    if (this.finished || this.hedgingStopped || this.attempts >= policy.maxAttempts || !this.channel.throttle.allowsRetry) return;
+    if (this.finished) return;
+    if (!this.mayHedge()) {
+      if (this.live.length === 0 && this.lastFailure !== undefined) this.failWith(this.lastFailure.connection, this.lastFailure.result);
+      return;
+    }
     this.send();
-    if (this.attempts < policy.maxAttempts) this.scheduleHedge(policy.delayMs);
+    if (this.mayHedge()) this.scheduleHedge((this.policy as HedgingSettings).delayMs);
   }
 
   private readonly onCancel = (): void => this.giveUp(Code.CANCELLED, `the call to ${this.path} was cancelled`);
