@@ -1,6 +1,6 @@
 import { UserServiceDefinition } from "../gen/service/v1/service.js";
 import { createClient } from "../toolkit/client/create-client.js";
-import { loadTokenVerifier, type TokenVerifier } from "../toolkit/auth/token-verifier.js";
+import type { TokenVerifier } from "../toolkit/auth/token-verifier.js";
 import type { Registration } from "../toolkit/discovery/discovery.js";
 import { parseEtcdUrl } from "../toolkit/discovery/etcd-client.js";
 import { loadShedding } from "../toolkit/server/load-shedding.js";
@@ -57,7 +57,10 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Switc
   let dispatcher: Dispatcher | undefined;
   const shedLoad = loadShedding(options.maxConcurrentCalls ?? 1_000, () => dispatcher?.inFlight ?? 0).interceptor;
   // Keys before certificates and stores: a wrong file fails the start at once.
-  const verifier: TokenVerifier | undefined = options.auth ? await loadTokenVerifier(options.auth) : undefined;
+  // Loaded only then: jose is some 180 modules a server without auth never runs.
+  const verifier: TokenVerifier | undefined = options.auth
+    ? await (await import("../toolkit/auth/token-verifier.js")).loadTokenVerifier(options.auth)
+    : undefined;
   const cleanup = createCleanupStack();
   try {
     // Certificates first: a wrong file fails the start before any store opens.
