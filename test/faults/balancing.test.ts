@@ -199,6 +199,24 @@ describe("client channel resilience", () => {
     assert.ok(failed >= 40 && failed <= 60, `${failed} of 100 failed`);
   });
 
+  it("hedging (http2): a hedge goes to an endpoint the call has not tried, even with calls in flight", async (t) => {
+    const [a, b] = await Promise.all([replica(t), replica(t)]);
+    assert.ok(a && b);
+    const users = clientTo(t, [a, b], { hedging: { methods: ["GetUser"], delayMs: 50, maxAttempts: 2 } }, "http2");
+    await users.getUser({ userId: "u-1" });
+    a.slowFirstAttemptMs = 3_000;
+    const started = performance.now();
+    // Twenty at once: first attempts alternate between A and B, and so would the hedges in plain rotation.
+    await Promise.all(Array.from({ length: 20 }, () => users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 })));
+    const elapsed = performance.now() - started;
+    const hedgesOnA = a.previousAttempts.filter((previous) => previous === 1).length;
+    const hedgesOnB = b.previousAttempts.filter((previous) => previous === 1).length;
+    t.diagnostic(`20 concurrent hedged GetUser in ${Math.round(elapsed)} ms; hedges on A ${hedgesOnA}, on B ${hedgesOnB}`);
+    assert.ok(hedgesOnB > 0, "the calls stalled on A were hedged");
+    assert.equal(hedgesOnA, 0, "no hedge went back to the endpoint its first attempt was stuck on");
+    assert.ok(elapsed < 1_000, `every call answered by B (${Math.round(elapsed)} ms)`);
+  });
+
   for (const engine of Object.keys(TRANSPORTS) as Engine[]) {
     it(`hedging (${engine}): a read that gets no answer within the hedging delay is sent again, the first answer wins, the slow copy is cancelled`, async (t) => {
       const [a, b] = await Promise.all([replica(t), replica(t)]);

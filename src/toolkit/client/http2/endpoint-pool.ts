@@ -85,12 +85,21 @@ export class EndpointPool {
     this.rebuild();
   }
 
-  /** The next connection in rotation, or undefined when none is ready. */
-  pick(): Connection | undefined {
+  /**
+   * The next connection in rotation, or undefined when none is ready. One in
+   * `avoid` (where a hedged call's other copies went) is passed over while
+   * another is ready: a hedge to the endpoint that is slow helps nobody.
+   */
+  pick(avoid?: readonly Connection[]): Connection | undefined {
     const rotation = this.rotation;
     if (rotation.length === 0) return undefined;
-    if (this.nextIndex >= rotation.length) this.nextIndex = 0;
-    return rotation[this.nextIndex++];
+    for (let turn = 0; turn < rotation.length; turn++) {
+      if (this.nextIndex >= rotation.length) this.nextIndex = 0;
+      const connection = rotation[this.nextIndex++] as Connection;
+      if (avoid === undefined || !avoid.includes(connection)) return connection;
+    }
+    // Every ready connection is to be avoided: take the next in turn all the same.
+    return rotation[this.nextIndex - 1];
   }
 
   /**

@@ -181,6 +181,8 @@ class UnaryCall<Res> implements ConnectionWaiter {
   private nextAttemptTimer: NodeJS.Timeout | undefined;
   /** A server's pushback stopped further hedges. */
   private hedgingStopped = false;
+  /** Hedged: the endpoints of the call's attempts so far, which the next hedge avoids. */
+  private readonly tried: Connection[] | undefined;
   /** The last hedge that failed with a status worth another: what the call fails with if no other answers. */
   private lastFailure: { connection: Connection | undefined; result: AttemptResult } | undefined;
 
@@ -195,7 +197,9 @@ class UnaryCall<Res> implements ConnectionWaiter {
     private readonly started: number,
     private readonly resolve: (response: Res) => void,
     private readonly reject: (error: ClientError) => void,
-  ) {}
+  ) {
+    this.tried = typeof policy === "object" ? [] : undefined;
+  }
 
   start(): void {
     const remaining = this.options.deadline - Date.now();
@@ -206,7 +210,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
   }
 
   private send(): void {
-    const connection = this.channel.pool.pick();
+    const connection = this.channel.pool.pick(this.tried);
     if (connection === undefined) this.channel.pool.waitForReady(this);
     else this.sendOn(connection);
   }
@@ -227,6 +231,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
     const session = connection.session;
     if (session === undefined) return this.send();
     this.attempts++;
+    this.tried?.push(connection);
     const headers = this.headers();
     const ended = this.channel.attemptObserver?.attemptStarted({
       endpoint: connection.address,
