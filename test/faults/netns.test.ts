@@ -6,6 +6,7 @@
 //   root namespace (this process): the load (the hosts reach PostgreSQL through its Unix socket)
 //   etcd ─ user-a (TTL 3 s) ─ user-b (TTL 12 s) ─ order-a ─ order-b     (OrderService: etcd:///user-service, shared PostgreSQL schema)
 //   slow-user ─ slow-order                                               (the deadline scenario)
+//   order-h                                                              (OrderService hedging GetUser over static:///user-a,user-b)
 //
 // Figures are printed as test diagnostics (`# figures …`) and in docs/resilience.md.
 import assert from "node:assert/strict";
@@ -61,6 +62,8 @@ const USER_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_USER_OUTAGE_MS ?? 10_
 const ETCD_OUTAGE_MS = Number(process.env.SWITCHYARD_FAULT_ETCD_OUTAGE_MS ?? 30_000);
 /** How long user-b is cut off in scenario 7: less than its lease TTL, so only outlier detection can move its calls. */
 const PARTITION_MS = 4_000;
+/** Scenario 8's hedging delay: a tenth of the partition's call deadline. */
+const HEDGE_AFTER_MS = 200;
 /** Scenario 3: the calls started this soon after the crash are the transition (in flight, retried), not the steady outage. */
 const TRANSITION_MS = 500;
 /**
@@ -124,6 +127,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   /** How the hosts reach PostgreSQL, for the figures. */
   let databaseVia = "";
   let orders: Client<typeof OrderServiceDefinition>;
+  /** Scenario 8's: OrderService with hedged GetUser calls. */
+  let orderH: ServerOnHost;
+  let hedgedOrders: Client<typeof OrderServiceDefinition>;
   /** endpoint_ejection trace lines (through grpc-js's tracer) of the OrderService replicas: ejections and returns, timed. */
   const ejections: Array<{ at: number; replica: string; event: "eject" | "uneject" }> = [];
   /** grpc-js subchannel state changes of the OrderService replicas: `<replica> <text>`, timed. */
@@ -132,8 +138,17 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
   before(async () => {
     network = await createNetwork(cleanup);
     const hosts: Host[] = [];
-    for (const name of ["etcd", "user-a", "user-b", "order-a", "order-b", "slow-user", "slow-order"]) hosts.push(await network.addHost(name));
-    const [etcdHost, userAHost, userBHost, orderAHost, orderBHost, slowUserHost, slowOrderHost] = hosts as [Host, Host, Host, Host, Host, Host, Host];
+    for (const name of ["etcd", "user-a", "user-b", "order-a", "order-b", "slow-user", "slow-order", "order-h"]) hosts.push(await network.addHost(name));
+    const [etcdHost, userAHost, userBHost, orderAHost, orderBHost, slowUserHost, slowOrderHost, orderHHost] = hosts as [
+      Host,
+      Host,
+      Host,
+      Host,
+      Host,
+      Host,
+      Host,
+      Host,
+    ];
     const compiling = compiledCli();
     etcd = await startEtcd(cleanup, { host: etcdHost.ip, prefix: ["ip", "netns", "exec", etcdHost.namespace] });
     kv = new Etcd3({ hosts: etcd.endpoint });
@@ -188,13 +203,29 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       return child;
     };
     slowOrderDataDir = await tempDir(cleanup, "switchyard-faults-");
-    [userA, userB, orderA, orderB, slowUser, slowOrder] = await Promise.all([
+    [userA, userB, orderA, orderB, slowUser, slowOrder, orderH] = await Promise.all([
       user(userAHost, USER_A_TTL_S),
       user(userBHost, USER_B_TTL_S),
       order(orderAHost),
       order(orderBHost),
       startSlowUser(),
       serveOn(slowOrderHost, ["--services", "order", "--user-service", `${slowUserHost.ip}:${SERVE_PORT}`, "--data-dir", slowOrderDataDir, ...ENGINE]),
+      // Scenario 8's OrderService: hedged GetUser calls to both UserService replicas (a static list: it registers nowhere).
+      tempDir(cleanup, "switchyard-faults-").then((dataDir) =>
+        serveOn(orderHHost, [
+          "--services",
+          "order",
+          "--user-service",
+          `static:///${userAHost.ip}:${SERVE_PORT},${userBHost.ip}:${SERVE_PORT}`,
+          "--user-service-hedge-after",
+          String(HEDGE_AFTER_MS),
+          "--database-url",
+          orderDatabase.url,
+          "--data-dir",
+          dataDir,
+          ...ENGINE,
+        ]),
+      ),
     ]);
     databaseVia = orderDatabase.via;
     for (const replica of [orderA, orderB]) watchEjections(replica);
@@ -211,6 +242,10 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const transport = createGrpcTransport({ target: `static:///${orderA.address},${orderB.address}`, services: [OrderServiceDefinition] });
     cleanup.after(() => transport.close());
     orders = createClient(OrderServiceDefinition, transport, { defaultTimeoutMs: CALL_TIMEOUT_MS });
+    const hedgedTransport = createGrpcTransport({ target: orderH.address, services: [OrderServiceDefinition] });
+    cleanup.after(() => hedgedTransport.close());
+    hedgedOrders = createClient(OrderServiceDefinition, hedgedTransport, { defaultTimeoutMs: CALL_TIMEOUT_MS });
+    for (let i = 0; i < 20; i++) await hedgedOrders.createOrder({ orderId: `warm-h-${i}`, userId: "u-1" });
     // Warm up: every channel connected, both OrderService replicas reached…
     for (let i = 0; i < 20; i++) await orders.createOrder({ orderId: `warm-${i}`, userId: "u-1" });
     // …and every process past its cold start at the load's rate, so that no
@@ -740,6 +775,48 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.ok(summary.failed / summary.calls < 0.25, `${summary.failed} of ${summary.calls} failed`);
     assert.ok(unejectedAt !== undefined, "user-b returned to rotation after its link came back");
     assert.ok(servedAfterReturn > 0, "user-b serves the load again");
+  });
+
+  it("8. partition of one UserService replica under hedged GetUser calls: the hedge answers what the cut-off replica holds, no call fails", async (t) => {
+    const load = startLoad((id) => hedgedOrders.createOrder({ orderId: id, userId: "u-1" }, { timeoutMs: PARTITION_CALL_TIMEOUT_MS }), {
+      rate: RATE,
+      prefix: "s8",
+      maxInFlight: Math.max(50, Math.ceil((RATE * 2 * PARTITION_CALL_TIMEOUT_MS) / 1000)),
+    });
+    t.after(() => load.stop());
+    await sleep(1_000);
+    const downAt = Date.now();
+    await userB.host.linkDown();
+    await sleep(PARTITION_MS);
+    const upAt = Date.now();
+    await userB.host.linkUp();
+    await sleep(1_000);
+    await load.stop();
+
+    const inPartition = load.records.filter((r) => r.startedAt >= downAt && r.startedAt < upAt);
+    const summary = summarize(load.records);
+    const slowerThanHedge = inPartition.filter((r) => r.code === 0 && r.endedAt - r.startedAt >= HEDGE_AFTER_MS).length;
+    report(t, "8 partition, hedged", {
+      ...summary,
+      ratePerSecond: rateOf(load.records),
+      partitionMs: upAt - downAt,
+      hedgeAfterMs: HEDGE_AFTER_MS,
+      callsStartedInPartition: inPartition.length,
+      okInPartition: inPartition.filter((r) => r.code === 0).length,
+      answeredAfterTheHedgingDelayInPartition: slowerThanHedge,
+      partitionP50: summarize(inPartition).p50,
+      partitionP99: summarize(inPartition).p99,
+      failureMessages: [...new Set(load.records.filter((r) => r.code !== 0).map((r) => r.message))].slice(0, 5),
+      problems: problemsSince([orderH], downAt - 1_000),
+    });
+    assert.ok(inPartition.length > 0, "the load ran during the partition");
+    assert.ok(slowerThanHedge > 0, "some calls waited for their hedge: their GetUser went to the cut-off replica first");
+    if (ENGINE.includes("grpc-js")) {
+      // grpc-js may send the hedge to the same endpoint: only fewer failures than without hedging are promised.
+      assert.ok(summary.failed / summary.calls < 0.25, `${summary.failed} of ${summary.calls} failed`);
+    } else {
+      assert.equal(summary.failed, 0, `no call fails: the hedge goes to the other replica (${JSON.stringify(summary.codes)})`);
+    }
   });
 });
 
