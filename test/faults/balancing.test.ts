@@ -217,6 +217,33 @@ describe("client channel resilience", () => {
     assert.ok(elapsed < 1_000, `every call answered by B (${Math.round(elapsed)} ms)`);
   });
 
+  it("hedging (http2): a replica whose copies are outrun by their hedges is ejected, and calls stop paying the hedging delay", async (t) => {
+    const [a, b] = await Promise.all([replica(t), replica(t)]);
+    assert.ok(a && b);
+    const users = clientTo(
+      t,
+      [a, b],
+      {
+        hedging: { methods: ["GetUser"], delayMs: 50, maxAttempts: 2 },
+        outlierDetection: { intervalMs: 200, baseEjectionTimeMs: 10_000, requestVolume: 3 },
+      },
+      "http2",
+    );
+    await users.getUser({ userId: "u-1" });
+    a.slowFirstAttemptMs = 3_000;
+    const stalledAt = performance.now();
+    // Rounds of four at once until twenty calls in a row reach B alone, answered without waiting for a hedge.
+    let streak = 0;
+    while (streak < 5) {
+      assert.ok(performance.now() - stalledAt < 10_000, "the stalling replica was never ejected");
+      const aBefore = a.calls;
+      const started = performance.now();
+      await Promise.all(Array.from({ length: 4 }, () => users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 })));
+      streak = a.calls === aBefore && performance.now() - started < 50 ? streak + 1 : 0;
+    }
+    t.diagnostic(`A ejected: twenty calls in a row on B alone ${Math.round(performance.now() - stalledAt)} ms after A began to stall`);
+  });
+
   for (const engine of Object.keys(TRANSPORTS) as Engine[]) {
     it(`hedging (${engine}): a read that gets no answer within the hedging delay is sent again, the first answer wins, the slow copy is cancelled`, async (t) => {
       const [a, b] = await Promise.all([replica(t), replica(t)]);

@@ -224,11 +224,13 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
           "--data-dir",
           dataDir,
           ...ENGINE,
+          "--log-level",
+          "info",
         ]),
       ),
     ]);
     databaseVia = orderDatabase.via;
-    for (const replica of [orderA, orderB]) watchEjections(replica);
+    for (const replica of [orderA, orderB, orderH]) watchEjections(replica);
     // Clean-up runs last registered first: the servers go before their data, schema and etcd.
     cleanup.after(() => network.close());
 
@@ -777,7 +779,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     assert.ok(servedAfterReturn > 0, "user-b serves the load again");
   });
 
-  it("8. partition of one UserService replica under hedged GetUser calls: the hedge answers what the cut-off replica holds, no call fails", async (t) => {
+  it("8. partition of one UserService replica under hedged GetUser calls: the hedge answers what the cut-off replica holds, no call fails, the replica is ejected", async (t) => {
     const load = startLoad((id) => hedgedOrders.createOrder({ orderId: id, userId: "u-1" }, { timeoutMs: PARTITION_CALL_TIMEOUT_MS }), {
       rate: RATE,
       prefix: "s8",
@@ -785,6 +787,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     });
     t.after(() => load.stop());
     await sleep(1_000);
+    const firstEvent = ejections.length;
     const downAt = Date.now();
     await userB.host.linkDown();
     await sleep(PARTITION_MS);
@@ -793,9 +796,13 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     await sleep(1_000);
     await load.stop();
 
+    const ejectedAt = ejections.slice(firstEvent).find((e) => e.replica === orderH.host.name && e.event === "eject" && e.at < upAt)?.at;
     const inPartition = load.records.filter((r) => r.startedAt >= downAt && r.startedAt < upAt);
     const summary = summarize(load.records);
-    const slowerThanHedge = inPartition.filter((r) => r.code === 0 && r.endedAt - r.startedAt >= HEDGE_AFTER_MS).length;
+    const waitedForHedge = (r: CallRecord): boolean => r.code === 0 && r.endedAt - r.startedAt >= HEDGE_AFTER_MS;
+    const slowerThanHedge = inPartition.filter(waitedForHedge).length;
+    // From a second after the ejection (calls started before it may still be on user-b) until the link's return.
+    const afterEjection = ejectedAt === undefined ? [] : inPartition.filter((r) => r.startedAt >= ejectedAt + 1_000);
     report(t, "8 partition, hedged", {
       ...summary,
       ratePerSecond: rateOf(load.records),
@@ -804,6 +811,9 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       callsStartedInPartition: inPartition.length,
       okInPartition: inPartition.filter((r) => r.code === 0).length,
       answeredAfterTheHedgingDelayInPartition: slowerThanHedge,
+      ejectedAfterMs: ejectedAt === undefined ? null : ejectedAt - downAt,
+      callsFromASecondAfterTheEjection: afterEjection.length,
+      ofThemAnsweredAfterTheHedgingDelay: afterEjection.filter(waitedForHedge).length,
       partitionP50: summarize(inPartition).p50,
       partitionP99: summarize(inPartition).p99,
       failureMessages: [...new Set(load.records.filter((r) => r.code !== 0).map((r) => r.message))].slice(0, 5),
@@ -816,6 +826,10 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       assert.ok(summary.failed / summary.calls < 0.25, `${summary.failed} of ${summary.calls} failed`);
     } else {
       assert.equal(summary.failed, 0, `no call fails: the hedge goes to the other replica (${JSON.stringify(summary.codes)})`);
+      // Copies outrun by their hedges count against user-b: it is ejected, and calls stop waiting for hedges.
+      assert.ok(ejectedAt !== undefined, "order-h ejected user-b");
+      assert.ok(afterEjection.length > 0, "the partition lasted past the ejection");
+      assert.ok(afterEjection.filter(waitedForHedge).length <= afterEjection.length / 10, "once user-b is ejected, calls no longer wait for a hedge");
     }
   });
 });

@@ -38,7 +38,9 @@ const ENDPOINT_FAILURES: ReadonlySet<Code> = new Set([
 /**
  * Judges one finished attempt by its status, for endpoint ejection. A
  * CANCELLED attempt is ignored: the caller cancelled it, or hedging did once
- * another copy had answered, and neither is the endpoint's doing.
+ * another copy had answered, and neither is the endpoint's doing (but the
+ * http2 client counts a copy that had the whole hedging delay and was beaten
+ * as failed: EndpointPool.record).
  *
  * @example endpointVerdict(Code.NOT_FOUND) // "healthy": the endpoint answered
  */

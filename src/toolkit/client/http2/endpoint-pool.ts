@@ -117,9 +117,14 @@ export class EndpointPool {
     if (index >= 0) this.waiters.splice(index, 1);
   }
 
-  /** Counts one finished attempt on `connection` for outlier detection. */
-  record(connection: Connection, code: Code): void {
-    this.ejection?.record(connection, endpointVerdict(code));
+  /**
+   * Counts one finished attempt on `connection` for outlier detection.
+   * `outrun`: a hedge on another endpoint answered after this one had had
+   * the whole hedging delay, so its endpoint counts as failing: else a
+   * replica that stalls would never be ejected while hedges answer for it.
+   */
+  record(connection: Connection, code: Code, outrun = false): void {
+    this.ejection?.record(connection, outrun ? "failed" : endpointVerdict(code));
   }
 
   close(): void {

@@ -183,6 +183,8 @@ class UnaryCall<Res> implements ConnectionWaiter {
   private hedgingStopped = false;
   /** Hedged: the endpoints of the call's attempts so far, which the next hedge avoids. */
   private readonly tried: Connection[] | undefined;
+  /** Hedged: the copies a faster one beat after they had had the whole hedging delay. */
+  private outrun: UnaryAttempt[] | undefined;
   /** The last hedge that failed with a status worth another: what the call fails with if no other answers. */
   private lastFailure: { connection: Connection | undefined; result: AttemptResult } | undefined;
 
@@ -243,7 +245,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
       connection.activeCalls--;
       const index = this.live.indexOf(attempt);
       if (index >= 0) this.live.splice(index, 1);
-      this.channel.pool.record(connection, result.code);
+      this.channel.pool.record(connection, result.code, this.outrun?.includes(attempt));
       this.attemptEnded(connection, ended, result);
     });
     // It reports in a later turn at the earliest, even when it could not start.
@@ -392,6 +394,10 @@ class UnaryCall<Res> implements ConnectionWaiter {
     this.options.cancellation?.removeAbortListener(this.onCancel);
     this.channel.pool.forget(this);
     this.options.observer?.finished(this.started, code);
+    if (code === Code.OK && typeof this.policy === "object") {
+      const beatenBy = Date.now() - this.policy.delayMs;
+      this.outrun = this.live.filter((attempt) => attempt.sentAt <= beatenBy);
+    }
     for (const attempt of this.live) attempt.abort(Code.CANCELLED, "another attempt ended the call first");
   }
 }

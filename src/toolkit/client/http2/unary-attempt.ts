@@ -45,6 +45,8 @@ export function statusDetailsOf(trailers: IncomingHttpHeaders | undefined): Uint
 export class UnaryAttempt {
   private stream: ClientHttp2Stream | undefined;
   private ended = false;
+  /** When it was sent (epoch ms): a hedged call judges its slow copies by it. */
+  readonly sentAt = Date.now();
   private responseHeaders: IncomingHttpHeaders | undefined;
   private trailers: IncomingHttpHeaders | undefined;
   private reader: MessageReader | undefined;
