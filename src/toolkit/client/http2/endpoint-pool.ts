@@ -119,7 +119,7 @@ export class EndpointPool {
 
   /**
    * Counts one finished attempt on `connection` for outlier detection.
-   * `outrun`: a hedge on another endpoint answered after this one had had
+   * `outrun`: another copy of its call answered after this one had had
    * the whole hedging delay, so its endpoint counts as failing: else a
    * replica that stalls would never be ejected while hedges answer for it.
    */
