@@ -27,7 +27,9 @@ interface Replica {
   readonly previousAttempts: number[];
   /** When set, a first attempt (no `grpc-previous-rpc-attempts`) waits this long, or until cancelled. */
   slowFirstAttemptMs: number;
-  /** First attempts that saw their caller give up while waiting. */
+  /** How many attempts of a call slowFirstAttemptMs holds: 1, the first; 2, the first and the second. */
+  slowAttempts: number;
+  /** Held attempts that saw their caller give up while waiting. */
   cancelledFirstAttempts: number;
   /** When set, a first attempt fails at once with this status. */
   failFirstAttemptWith: Code | undefined;
@@ -39,6 +41,7 @@ async function replica(t: TestContext): Promise<Replica> {
     broken: false,
     previousAttempts: [],
     slowFirstAttemptMs: 0,
+    slowAttempts: 1,
     cancelledFirstAttempts: 0,
     failFirstAttemptWith: undefined,
   };
@@ -49,7 +52,7 @@ async function replica(t: TestContext): Promise<Replica> {
     state.previousAttempts.push(previous);
     if (state.broken) throw new RpcError(Code.INTERNAL, "the store is broken");
     if (state.failFirstAttemptWith !== undefined && previous === 0) throw new RpcError(state.failFirstAttemptWith, "the first attempt fails");
-    if (state.slowFirstAttemptMs > 0 && previous === 0) {
+    if (state.slowFirstAttemptMs > 0 && previous < state.slowAttempts) {
       const signal = call.context.signal;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, state.slowFirstAttemptMs);
@@ -215,6 +218,21 @@ describe("client channel resilience", () => {
     assert.ok(hedgesOnB > 0, "the calls stalled on A were hedged");
     assert.equal(hedgesOnA, 0, "no hedge went back to the endpoint its first attempt was stuck on");
     assert.ok(elapsed < 1_000, `every call answered by B (${Math.round(elapsed)} ms)`);
+  });
+
+  it("hedging (http2): with three copies, the third answer cancels both copies still held", async (t) => {
+    const [a, b] = await Promise.all([replica(t), replica(t)]);
+    assert.ok(a && b);
+    const users = clientTo(t, [a, b], { hedging: { methods: ["GetUser"], delayMs: 50, maxAttempts: 3 }, outlierDetection: false }, "http2");
+    await users.getUser({ userId: "u-1" });
+    a.slowFirstAttemptMs = b.slowFirstAttemptMs = 3_000;
+    a.slowAttempts = b.slowAttempts = 2;
+    const started = performance.now();
+    assert.equal((await users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 })).name, "Ada");
+    assert.ok(performance.now() - started < 1_000, `answered by the third copy in ${Math.round(performance.now() - started)} ms`);
+    const deadline = performance.now() + 2_000;
+    while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 2 && performance.now() < deadline) await sleep(20);
+    assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 2, "both held copies were cancelled");
   });
 
   it("hedging (http2): a replica whose copies are outrun by their hedges is ejected, and calls stop paying the hedging delay", async (t) => {

@@ -394,11 +394,14 @@ class UnaryCall<Res> implements ConnectionWaiter {
     this.options.cancellation?.removeAbortListener(this.onCancel);
     this.channel.pool.forget(this);
     this.options.observer?.finished(this.started, code);
+    // A copy reports (and leaves `live`) as it is aborted: go over the list as it was.
+    const losers = this.live;
+    this.live = [];
     if (code === Code.OK && typeof this.policy === "object") {
       const beatenBy = Date.now() - this.policy.delayMs;
-      this.outrun = this.live.filter((attempt) => attempt.sentAt <= beatenBy);
+      this.outrun = losers.filter((attempt) => attempt.sentAt <= beatenBy);
     }
-    for (const attempt of this.live) attempt.abort(Code.CANCELLED, "another attempt ended the call first");
+    for (const attempt of losers) attempt.abort(Code.CANCELLED, "another attempt ended the call first");
   }
 }
 
