@@ -799,6 +799,7 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const ejectedAt = ejections.slice(firstEvent).find((e) => e.replica === orderH.host.name && e.event === "eject" && e.at < upAt)?.at;
     const inPartition = load.records.filter((r) => r.startedAt >= downAt && r.startedAt < upAt);
     const summary = summarize(load.records);
+    const partition = summarize(inPartition);
     const waitedForHedge = (r: CallRecord): boolean => r.code === 0 && r.endedAt - r.startedAt >= HEDGE_AFTER_MS;
     const slowerThanHedge = inPartition.filter(waitedForHedge).length;
     // From a second after the ejection (calls started before it may still be on user-b) until the link's return.
@@ -809,13 +810,13 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
       partitionMs: upAt - downAt,
       hedgeAfterMs: HEDGE_AFTER_MS,
       callsStartedInPartition: inPartition.length,
-      okInPartition: inPartition.filter((r) => r.code === 0).length,
+      okInPartition: partition.ok,
       answeredAfterTheHedgingDelayInPartition: slowerThanHedge,
       ejectedAfterMs: ejectedAt === undefined ? null : ejectedAt - downAt,
       callsFromASecondAfterTheEjection: afterEjection.length,
       ofThemAnsweredAfterTheHedgingDelay: afterEjection.filter(waitedForHedge).length,
-      partitionP50: summarize(inPartition).p50,
-      partitionP99: summarize(inPartition).p99,
+      partitionP50: partition.p50,
+      partitionP99: partition.p99,
       failureMessages: [...new Set(load.records.filter((r) => r.code !== 0).map((r) => r.message))].slice(0, 5),
       problems: problemsSince([orderH], downAt - 1_000),
     });
