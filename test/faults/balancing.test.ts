@@ -30,7 +30,7 @@ interface Replica {
   /** How many attempts of a call slowFirstAttemptMs holds: 1, the first; 2, the first and the second. */
   slowAttempts: number;
   /** Held attempts that saw their caller give up while waiting. */
-  cancelledFirstAttempts: number;
+  cancelledHeldAttempts: number;
   /** When set, a first attempt fails at once with this status. */
   failFirstAttemptWith: Code | undefined;
 }
@@ -42,7 +42,7 @@ async function replica(t: TestContext): Promise<Replica> {
     previousAttempts: [],
     slowFirstAttemptMs: 0,
     slowAttempts: 1,
-    cancelledFirstAttempts: 0,
+    cancelledHeldAttempts: 0,
     failFirstAttemptWith: undefined,
   };
   const fault: ServerInterceptor = async (call, next) => {
@@ -58,7 +58,7 @@ async function replica(t: TestContext): Promise<Replica> {
         const timer = setTimeout(resolve, state.slowFirstAttemptMs);
         signal.addEventListener("abort", () => {
           clearTimeout(timer);
-          state.cancelledFirstAttempts++;
+          state.cancelledHeldAttempts++;
           resolve();
         });
       });
@@ -231,8 +231,8 @@ describe("client channel resilience", () => {
     assert.equal((await users.getUser({ userId: "u-1" }, { timeoutMs: 5_000 })).name, "Ada");
     assert.ok(performance.now() - started < 1_000, `answered by the third copy in ${Math.round(performance.now() - started)} ms`);
     const deadline = performance.now() + 2_000;
-    while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 2 && performance.now() < deadline) await sleep(20);
-    assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 2, "both held copies were cancelled");
+    while (a.cancelledHeldAttempts + b.cancelledHeldAttempts < 2 && performance.now() < deadline) await sleep(20);
+    assert.equal(a.cancelledHeldAttempts + b.cancelledHeldAttempts, 2, "both held copies were cancelled");
   });
 
   it("hedging (http2): a replica whose copies are outrun by their hedges is ejected, and calls stop paying the hedging delay", async (t) => {
@@ -283,8 +283,8 @@ describe("client channel resilience", () => {
       assert.ok(hedges >= 10, `each call sent a hedge marked grpc-previous-rpc-attempts: 1 (${hedges})`);
       // The losing first attempts were cancelled, not left running.
       const deadline = performance.now() + 2_000;
-      while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 10 && performance.now() < deadline) await sleep(20);
-      assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 10);
+      while (a.cancelledHeldAttempts + b.cancelledHeldAttempts < 10 && performance.now() < deadline) await sleep(20);
+      assert.equal(a.cancelledHeldAttempts + b.cancelledHeldAttempts, 10);
     });
 
     it(`hedging (${engine}): a hedged read whose first attempt fails UNAVAILABLE sends the next at once, without waiting out the delay`, async (t) => {
@@ -338,8 +338,8 @@ describe("client channel resilience", () => {
       assert.equal(latest.orderId, "o-1");
       assert.ok(elapsed < 1_000, `answered by the hedge in ${Math.round(elapsed)} ms (first attempts held 3 s)`);
       const deadline = performance.now() + 2_000;
-      while (a.cancelledFirstAttempts + b.cancelledFirstAttempts < 1 && performance.now() < deadline) await sleep(20);
-      assert.equal(a.cancelledFirstAttempts + b.cancelledFirstAttempts, 1, "the stalled first attempt was cancelled");
+      while (a.cancelledHeldAttempts + b.cancelledHeldAttempts < 1 && performance.now() < deadline) await sleep(20);
+      assert.equal(a.cancelledHeldAttempts + b.cancelledHeldAttempts, 1, "the stalled first attempt was cancelled");
     });
   }
 });

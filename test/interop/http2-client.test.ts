@@ -57,6 +57,17 @@ function failFirst(userId: string, count: number, code: Code): { interceptor: Se
 }
 
 /** A node:http2 server that answers every stream with `respond`. */
+/** A raw server that answers UNAVAILABLE with a pushback of 150 ms, then with one that says stop; `times` are when calls arrived. */
+async function pushbackServer(scope: Cleanup): Promise<{ address: string; times: number[] }> {
+  const times: number[] = [];
+  const address = await rawServer(scope, (stream) => {
+    times.push(Date.now());
+    const pushback = times.length === 1 ? "150" : "-1";
+    stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "14", "grpc-retry-pushback-ms": pushback }, { endStream: true });
+  });
+  return { address, times };
+}
+
 async function rawServer(scope: Cleanup, respond: (stream: http2.ServerHttp2Stream) => void): Promise<string> {
   const server = http2.createServer();
   server.on("stream", (stream) => {
@@ -388,12 +399,7 @@ describe("the http2 client against servers that do not speak gRPC properly", () 
   });
 
   it("honours grpc-retry-pushback-ms: waits as long as asked, or not at all when told not to retry", async () => {
-    const times: number[] = [];
-    const address = await rawServer(scope, (stream) => {
-      times.push(Date.now());
-      const pushback = times.length === 1 ? "150" : "-1";
-      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "14", "grpc-retry-pushback-ms": pushback }, { endStream: true });
-    });
+    const { address, times } = await pushbackServer(scope);
     const error = await rejection(usersOver(scope, { target: address, retry: { maxAttempts: 5 } }).getUser({ userId: "u1" }));
     assert.equal(error.code, Code.UNAVAILABLE);
     assert.equal(times.length, 2, "the second pushback (negative) stopped the retries");
@@ -401,12 +407,7 @@ describe("the http2 client against servers that do not speak gRPC properly", () 
   });
 
   it("hedges after the server's pushback, and a pushback that says stop fails the call at once when nothing else is in flight", async () => {
-    const times: number[] = [];
-    const address = await rawServer(scope, (stream) => {
-      times.push(Date.now());
-      const pushback = times.length === 1 ? "150" : "-1";
-      stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "14", "grpc-retry-pushback-ms": pushback }, { endStream: true });
-    });
+    const { address, times } = await pushbackServer(scope);
     const users = usersOver(scope, { target: address, hedging: { methods: ["GetUser"], delayMs: 10_000, maxAttempts: 5 } });
     const started = Date.now();
     const error = await rejection(users.getUser({ userId: "u1" }, { timeoutMs: 5_000 }));
