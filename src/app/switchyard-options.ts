@@ -39,6 +39,14 @@ export interface SwitchyardOptions {
    * replica stalls. Default: off.
    */
   readonly userServiceHedgingDelayMs?: number;
+  /**
+   * Whether OrderService's lean (http2) client carries its calls to
+   * userServiceTarget through a call tunnel per connection
+   * (proto/switchyard/tunnel/v1) where the server offers one: a message
+   * each way per call instead of an HTTP/2 stream, the same semantics. The
+   * grpc-js client has none. Default true.
+   */
+  readonly userServiceTunnel?: boolean;
   /** How long shutdown waits for in-flight calls. Default 10 s. */
   readonly drainTimeoutMs?: number;
   /** Extra server interceptors, run inside the built-in ones (e.g. auth, fault injection in tests). */

@@ -42,6 +42,7 @@ export interface UserServiceTransportWiring {
  * registry is given) on `clientEngine` (default: the server's engine) — the
  * lean node:http2 client, or @grpc/grpc-js — or, without a target, since both services then
  * live here, the in-process transport: the same semantics without a socket.
+ * The lean client sends its calls through a call tunnel unless told not to.
  */
 export function createUserServiceTransport(options: SwitchyardOptions, wiring: UserServiceTransportWiring): Transport {
   const target = options.userServiceTarget;
@@ -58,6 +59,7 @@ export function createUserServiceTransport(options: SwitchyardOptions, wiring: U
         ...hedging,
         discoveryOptions,
         logger: options.logger,
+        tunnel: options.userServiceTunnel ?? true,
       });
     }
     return createGrpcTransport({

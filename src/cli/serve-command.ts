@@ -32,6 +32,7 @@ interface ServeFlags extends ServeTlsFlags, ServeTelemetryFlags, ServeRegistryFl
   services: ServiceName[];
   userService?: string;
   userServiceHedgeAfter?: number;
+  userServiceTunnel: boolean;
   databaseUrl?: string;
   memory?: boolean;
   drainTimeout: number;
@@ -55,6 +56,10 @@ export function addServeCommand(program: Command): void {
       "--user-service-hedge-after <ms>",
       "send a second copy of a GetUser call to --user-service that has had no answer for this long; the first answer wins (default: off)",
       parseMillis,
+    )
+    .option(
+      "--no-user-service-tunnel",
+      "send each call to --user-service on an HTTP/2 stream of its own, not through a call tunnel (the http2 client's default)",
     )
     .option("--database-url <url>", "keep data in PostgreSQL (postgres://…) instead of SQLite", parseDatabaseUrl)
     .option("--memory", "keep data in memory instead, lost at exit (tests, demos, benchmarks)")
@@ -133,6 +138,7 @@ export function addServeCommand(program: Command): void {
         ...(flags.memory === true ? { memory: true } : {}),
         ...(flags.userService === undefined ? {} : { userServiceTarget: flags.userService }),
         ...(flags.userServiceHedgeAfter === undefined ? {} : { userServiceHedgingDelayMs: flags.userServiceHedgeAfter }),
+        userServiceTunnel: flags.userServiceTunnel,
         drainTimeoutMs: flags.drainTimeout,
         maxConcurrentCalls: flags.maxConcurrentCalls,
         engine: flags.engine,

@@ -105,8 +105,18 @@ const writer = new BinaryWriter();
 
 /** `message` encoded with `codec` and framed; throws what the codec throws. */
 export function encodeFrame<T>(codec: MessageCodec<T>, message: T): Buffer {
+  return frameMessage(encode(codec, message));
+}
+
+/** `message` encoded with `codec`, unframed (a message inside another); throws what the codec throws. */
+export function encodeMessage<T>(codec: MessageCodec<T>, message: T): Buffer {
+  const bytes = encode(codec, message);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function encode<T>(codec: MessageCodec<T>, message: T): Uint8Array {
   try {
-    return frameMessage(codec.encode(message, writer).finish());
+    return codec.encode(message, writer).finish();
   } catch (error) {
     writer.finish(); // discards what the failed encode left behind
     throw error;

@@ -2,6 +2,7 @@ import http2, { type ClientHttp2Session, type SecureClientSessionOptions } from 
 import { isIP } from "node:net";
 import { checkServerIdentity } from "node:tls";
 import { parseAddress } from "../../discovery/address.js";
+import { CallTunnel, type TunnelSettings } from "./call-tunnel.js";
 
 /** How the client reaches its endpoints over TLS; read again for every new connection, so reloaded files apply. */
 export interface ConnectionTls {
@@ -20,7 +21,12 @@ export interface ConnectionSettings {
   readonly keepaliveTimeMs: number;
   /** The connection is dropped when a PING gets no answer in this time. */
   readonly keepaliveTimeoutMs: number;
+  /** Open a call tunnel on every session; undefined: calls go on streams of their own. */
+  readonly tunnel: TunnelSettings | undefined;
 }
+
+/** A tunnel that closed while its session stayed up is opened again after this long. */
+const TUNNEL_REOPEN_MS = 1_000;
 
 /** Reconnect backoff of the gRPC connection-backoff spec (doc/connection-backoff.md). */
 const BACKOFF = { initialMs: 1_000, multiplier: 1.6, jitter: 0.2, maxMs: 120_000, minConnectTimeoutMs: 20_000 };
@@ -42,6 +48,8 @@ export class Connection {
   /** Calls open on this connection; keepalive pings only while some are. */
   activeCalls = 0;
   session: ClientHttp2Session | undefined;
+  /** The session's call tunnel, once asked for; calls go on streams of their own while it is not open. */
+  tunnel: CallTunnel | undefined;
   private backoffMs = BACKOFF.initialMs;
   private retryTimer: NodeJS.Timeout | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
@@ -66,6 +74,8 @@ export class Connection {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.keepaliveTimer);
+    this.tunnel?.end();
+    this.tunnel = undefined;
     if (drain) this.session?.close();
     else this.session?.destroy();
     this.session = undefined;
@@ -95,6 +105,7 @@ export class Connection {
       this.backoffMs = BACKOFF.initialMs;
       this.lastError = "";
       this.startKeepalive(session);
+      this.openTunnel(session);
       this.setState("ready");
     });
     session.on("error", (error: Error) => {
@@ -113,6 +124,9 @@ export class Connection {
   private lost(session: ClientHttp2Session, failed: boolean): void {
     if (this.session !== session) return;
     this.session = undefined;
+    // Its calls in flight are answered; the server then ends its stream, and the session can close.
+    this.tunnel?.end();
+    this.tunnel = undefined;
     clearInterval(this.keepaliveTimer);
     if (this.closed) return;
     if (!failed) {
@@ -125,6 +139,17 @@ export class Connection {
     this.retryTimer = setTimeout(() => this.connect(), this.backoffMs * jitter);
     this.retryTimer.unref();
     this.backoffMs = Math.min(this.backoffMs * BACKOFF.multiplier, BACKOFF.maxMs);
+  }
+
+  private openTunnel(session: ClientHttp2Session): void {
+    const settings = this.settings.tunnel;
+    if (settings === undefined || this.session !== session || session.destroyed || session.closed) return;
+    this.tunnel = new CallTunnel(session, settings, (tunnel, refused) => {
+      if (this.tunnel !== tunnel) return;
+      this.tunnel = undefined;
+      // A server without tunnels is asked again on the next connection only.
+      if (!refused) setTimeout(() => this.openTunnel(session), TUNNEL_REOPEN_MS).unref();
+    });
   }
 
   private startKeepalive(session: ClientHttp2Session): void {

@@ -1,4 +1,3 @@
-import type { OutgoingHttpHeaders } from "node:http2";
 import { parseAddress } from "../../discovery/address.js";
 import type { Logger } from "../../log/logger.js";
 import type { MethodObserver } from "../../rpc/call-observer.js";
@@ -27,7 +26,7 @@ import type { Transport, TransportCallOptions } from "../transport.js";
 import type { Connection, ConnectionTls } from "./connection.js";
 import { type ConnectionWaiter, EndpointPool, type NoEndpointError } from "./endpoint-pool.js";
 import { resolveTarget } from "./target.js";
-import { type AttemptResult, statusDetailsOf, UnaryAttempt } from "./unary-attempt.js";
+import { type Attempt, type AttemptResult, statusDetailsOf, UnaryAttempt } from "./unary-attempt.js";
 
 /** Options for createHttp2Transport; the same meaning as GrpcTransportOptions where the names match. */
 export interface Http2TransportOptions {
@@ -55,6 +54,15 @@ export interface Http2TransportOptions {
   readonly keepaliveTimeMs?: number;
   /** Default 20 s. */
   readonly keepaliveTimeoutMs?: number;
+  /**
+   * Carry calls through a call tunnel (proto/switchyard/tunnel/v1) on each
+   * connection, where the server offers one (a Switchyard server on the
+   * http2 engine): one message each way per call instead of an HTTP/2
+   * stream. Until the tunnel is open, beyond its call limit, for requests
+   * over 64 KiB and with servers without it, calls go on streams of their
+   * own. Default false.
+   */
+  readonly tunnel?: boolean;
 }
 
 const USER_AGENT = "switchyard-http2-client/0.1";
@@ -84,11 +92,14 @@ const NO_HEADERS = { get: () => undefined, set: () => undefined };
  */
 export function createHttp2Transport(options: Http2TransportOptions): Transport {
   const { discovery, target, authority } = resolveTarget(options.target, options.discoveryOptions ?? {});
+  const scheme = options.tls === undefined ? "http" : "https";
+  const maxReceiveBytes = options.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
   const connections = {
     tls: options.tls,
     serverName: options.tls?.serverName ?? (parseAddress(authority)?.host ?? authority),
     keepaliveTimeMs: options.keepaliveTimeMs ?? 300_000,
     keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 20_000,
+    tunnel: options.tunnel === true ? { authority, scheme, userAgent: USER_AGENT, maxReceiveBytes } as const : undefined,
   };
   const pool = new EndpointPool(
     connections,
@@ -103,11 +114,11 @@ export function createHttp2Transport(options: Http2TransportOptions): Transport 
   const channel: Channel = {
     pool,
     authority,
-    scheme: options.tls === undefined ? "http" : "https",
+    scheme,
     retry: options.retry === false ? undefined : retrySettings(options.retry ?? {}),
     throttle: new RetryThrottle(),
     attemptObserver: options.attemptObserver,
-    maxReceiveBytes: options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+    maxReceiveBytes,
     closed: false,
   };
   const policies = new Map<MethodDefinition<unknown, unknown>, AttemptPolicy>();
@@ -175,7 +186,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
   private attempts = 0;
   private transparentRetryUsed = false;
   /** Attempts in flight: one, or several while hedged. */
-  private live: UnaryAttempt[] = [];
+  private live: Attempt[] = [];
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** The next retry's backoff, or the next hedge's delay. */
   private nextAttemptTimer: NodeJS.Timeout | undefined;
@@ -184,7 +195,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
   /** Hedged: the endpoints of the call's attempts so far, which the next hedge avoids. */
   private readonly tried: Connection[] | undefined;
   /** Hedged: the copies a faster one beat after they had had the whole hedging delay. */
-  private outrun: UnaryAttempt[] | undefined;
+  private outrun: Attempt[] | undefined;
   /** The last hedge that failed with a status worth another: what the call fails with if no other answers. */
   private lastFailure: { connection: Connection | undefined; result: AttemptResult } | undefined;
 
@@ -234,26 +245,32 @@ class UnaryCall<Res> implements ConnectionWaiter {
     if (session === undefined) return this.send();
     this.attempts++;
     this.tried?.push(connection);
-    const headers = this.headers();
+    const tunnel = connection.tunnel?.takes(this.frame.length - 5) === true ? connection.tunnel : undefined;
+    // Through a tunnel, only the metadata travels: the envelope carries the method and the deadline.
+    const headers = this.metadataHeaders(tunnel === undefined ? this.protocolHeaders() : {});
     const ended = this.channel.attemptObserver?.attemptStarted({
       endpoint: connection.address,
       number: this.attempts,
-      headers: { get: (key) => headerText(headers[key]), set: (key, value) => void (headers[key] = value) },
+      headers: { get: (key) => headers[key], set: (key, value) => void (headers[key] = value) },
     });
     connection.activeCalls++;
-    const attempt = new UnaryAttempt(session, headers, this.frame, this.channel.maxReceiveBytes, (result) => {
+    const report = (result: AttemptResult): void => {
       connection.activeCalls--;
       const index = this.live.indexOf(attempt);
       if (index >= 0) this.live.splice(index, 1);
       this.channel.pool.record(connection, result.code, this.outrun?.includes(attempt));
       this.attemptEnded(connection, ended, result);
-    });
+    };
+    const attempt: Attempt =
+      tunnel === undefined
+        ? new UnaryAttempt(session, headers, this.frame, this.channel.maxReceiveBytes, report)
+        : tunnel.send(this.path, this.options.deadline, headers, this.frame.subarray(5), report);
     // It reports in a later turn at the earliest, even when it could not start.
     this.live.push(attempt);
   }
 
-  private headers(): OutgoingHttpHeaders {
-    const headers: OutgoingHttpHeaders = {
+  private protocolHeaders(): Record<string, string> {
+    return {
       ":method": "POST",
       ":scheme": this.channel.scheme,
       ":path": this.path,
@@ -264,6 +281,10 @@ class UnaryCall<Res> implements ConnectionWaiter {
       "grpc-accept-encoding": ACCEPTED_ENCODINGS,
       "user-agent": USER_AGENT,
     };
+  }
+
+  /** `headers` with the call's metadata and attempt count added. */
+  private metadataHeaders(headers: Record<string, string>): Record<string, string> {
     if (this.attempts > 1) headers["grpc-previous-rpc-attempts"] = String(this.attempts - 1);
     const metadata = this.options.metadata;
     if (metadata !== undefined) {
@@ -435,6 +456,3 @@ function metadataProblem(metadata: Metadata): string | undefined {
   return undefined;
 }
 
-function headerText(value: OutgoingHttpHeaders[string]): string | undefined {
-  return typeof value === "string" ? value : undefined;
-}

@@ -28,6 +28,14 @@ export interface AttemptResult {
   readonly committed: boolean;
 }
 
+/** One attempt in flight, on a stream of its own or through a call tunnel. */
+export interface Attempt {
+  /** When it was sent (epoch ms): a hedged call judges its slow copies by it. */
+  readonly sentAt: number;
+  /** Gives the attempt up with `code` (the deadline passed, the caller cancelled); the server is told. */
+  abort(code: Code, message: string): void;
+}
+
 /** The `grpc-status-details-bin` trailer, base64 (padded or not), as bytes. */
 export function statusDetailsOf(trailers: IncomingHttpHeaders | undefined): Uint8Array | undefined {
   const value = trailers?.[STATUS_DETAILS_KEY];
@@ -42,10 +50,9 @@ export function statusDetailsOf(trailers: IncomingHttpHeaders | undefined): Uint
  * the gRPC spec gives it (HTTP status, content type, RST_STREAM codes, a body
  * cut inside a message, a second message).
  */
-export class UnaryAttempt {
+export class UnaryAttempt implements Attempt {
   private stream: ClientHttp2Stream | undefined;
   private ended = false;
-  /** When it was sent (epoch ms): a hedged call judges its slow copies by it. */
   readonly sentAt = Date.now();
   private responseHeaders: IncomingHttpHeaders | undefined;
   private trailers: IncomingHttpHeaders | undefined;

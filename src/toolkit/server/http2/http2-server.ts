@@ -9,6 +9,8 @@ import { createHealth, type Health } from "../health.js";
 import { addReflection } from "../reflection.js";
 import type { GrpcJsService, RpcServer } from "../rpc-server.js";
 import type { ServerInterceptor } from "../server-interceptor.js";
+import { TUNNEL_PATH } from "../../wire/call-tunnel.js";
+import { ServedTunnel } from "./call-tunnel.js";
 import { GrpcJsServiceHost } from "./grpc-js-adapter.js";
 import { formatPeer, isGrpcProtoContentType } from "../../wire/protocol.js";
 import { engineError, sendError, sendHttpError, sendTrailersOnly, statusHeaders } from "./response.js";
@@ -61,8 +63,10 @@ export interface Http2RpcServerOptions {
  * Hosts services on node:http2 directly: a lean implementation of the gRPC
  * over HTTP/2 protocol for the unary methods Switchyard services have, plus
  * an adapter that serves grpc.health.v1 and server reflection (which use
- * streaming) from their grpc-js packages. Calls go through the same
- * Dispatcher as on the grpc-js engine, so services cannot tell them apart.
+ * streaming) from their grpc-js packages, and the call tunnel
+ * (switchyard.tunnel.v1) that carries many calls on one stream. Calls go
+ * through the same Dispatcher as on the grpc-js engine, so services cannot
+ * tell them apart.
  */
 export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer {
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
@@ -96,6 +100,7 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     server = secure;
   }
   const sessions = new Set<http2.ServerHttp2Session>();
+  const tunnels = new Set<ServedTunnel>();
   let health: Health | undefined;
   let listening = false;
   let stopping: Promise<void> | undefined;
@@ -132,6 +137,11 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     const path = headers[":path"] ?? "";
     const route = dispatcher.route(path);
     if (route !== undefined) return UnaryCall.start(stream, headers, route, environment, path);
+    if (path === TUNNEL_PATH) {
+      if (stopping !== undefined) return sendError(stream, engineError(Code.UNAVAILABLE, "the server is shutting down"));
+      tunnels.add(new ServedTunnel(stream, headers, environment, (tunnel) => tunnels.delete(tunnel)));
+      return;
+    }
     if (adapted.start(stream, headers, path)) return;
     sendError(stream, engineError(Code.UNIMPLEMENTED, `the method ${path} is not implemented by this server`, "UNKNOWN_METHOD"));
   }
@@ -170,6 +180,8 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
         // GOAWAY: clients send no new calls on these connections, and each
         // connection closes once its calls in flight are done.
         for (const session of sessions) session.close();
+        // A tunnel stream would outlive every drain: it ends once its calls are answered.
+        for (const tunnel of tunnels) tunnel.drain();
         const timer = setTimeout(() => {
           options.logger.warn({ drainTimeoutMs }, "drain timeout reached; cancelling calls still in flight");
           // Closing the streams aborts their handlers' signals.

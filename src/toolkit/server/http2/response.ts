@@ -28,10 +28,14 @@ export function statusHeaders(code: Code, message: string, extra?: OutgoingHttpH
 
 /** Status headers for an RpcError: code, message, details and any protocol headers. */
 export function errorHeaders(error: RpcError): OutgoingHttpHeaders {
-  const headers = statusHeaders(error.code, error.message);
-  headers[STATUS_DETAILS_KEY] = encodeBinaryHeader(encodeStatusDetails(error));
-  if (error instanceof ProtocolError) Object.assign(headers, error.headers);
-  return headers;
+  return statusHeaders(error.code, error.message, errorTrailers(error));
+}
+
+/** What an error's status headers carry besides grpc-status and grpc-message: the details and any protocol headers. */
+export function errorTrailers(error: RpcError): Record<string, string> {
+  const trailers: Record<string, string> = { [STATUS_DETAILS_KEY]: encodeBinaryHeader(encodeStatusDetails(error)) };
+  if (error instanceof ProtocolError) Object.assign(trailers, error.headers);
+  return trailers;
 }
 
 /**

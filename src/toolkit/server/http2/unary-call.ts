@@ -237,7 +237,7 @@ function ignore(): void {}
  * AbortController costs more than the rest of the context together. A class,
  * not an object literal with getters, which V8 builds ten times slower.
  */
-class StreamCallContext extends CancellationSource implements CallContext {
+export class StreamCallContext extends CancellationSource implements CallContext {
   readonly peer: string;
   readonly peerIdentity: string | undefined;
   private converted: Metadata | undefined;

@@ -1,0 +1,199 @@
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import { OpenRequest, OpenResponse } from "../../../gen/switchyard/tunnel/v1/tunnel.js";
+import { Code, isCode } from "../../rpc/code.js";
+import { ENVELOPE_BYTES, MAX_CALLS_HEADER, TUNNEL_PATH } from "../../wire/call-tunnel.js";
+import { MessageReader } from "../../wire/message-reader.js";
+import { decodeGrpcMessage, encodeFrame } from "../../wire/protocol.js";
+import type { Attempt, AttemptResult } from "./unary-attempt.js";
+
+const { NGHTTP2_CANCEL } = constants;
+
+/**
+ * Larger requests go on a stream of their own: one stream's messages arrive
+ * in order, and a big one would hold up the small calls behind it.
+ */
+const MAX_TUNNELED_REQUEST_BYTES = 64 * 1024;
+
+/** What a tunnel needs to know of its channel. */
+export interface TunnelSettings {
+  readonly authority: string;
+  readonly scheme: "http" | "https";
+  readonly userAgent: string;
+  readonly maxReceiveBytes: number;
+}
+
+/**
+ * The client end of a call tunnel (proto/switchyard/tunnel/v1) on one
+ * connection: unary calls travel as messages on one long-lived stream
+ * instead of a stream each, which in node:http2 is most of a small call's
+ * cost on both ends. Calls go out on it only once the server has accepted
+ * the stream; a server without the tunnel answers UNIMPLEMENTED, and the
+ * connection then sends every call on a stream of its own. Requests that
+ * leave in the same turn share one write.
+ */
+export class CallTunnel {
+  private state: "opening" | "open" | "closed" = "opening";
+  private readonly stream: ClientHttp2Stream;
+  private readonly calls = new Map<number, TunnelAttempt>();
+  private maxCalls = 0;
+  private nextId = 0;
+  private reader: MessageReader | undefined;
+  private outbox: Buffer[] = [];
+  private closeReason = "";
+  private reportedClosed = false;
+
+  constructor(
+    session: ClientHttp2Session,
+    settings: TunnelSettings,
+    /** Told once, when the tunnel can take no more calls; `refused` when the server does not offer tunnels. */
+    private readonly onClosed: (tunnel: CallTunnel, refused: boolean) => void,
+  ) {
+    this.stream = session.request(
+      {
+        ":method": "POST",
+        ":scheme": settings.scheme,
+        ":path": TUNNEL_PATH,
+        ":authority": settings.authority,
+        "content-type": "application/grpc",
+        te: "trailers",
+        "user-agent": settings.userAgent,
+      },
+      { endStream: false },
+    );
+    this.stream.on("response", (headers: IncomingHttpHeaders) => {
+      const maxCalls = Number(headers[MAX_CALLS_HEADER]);
+      if (Number(headers[":status"]) !== 200 || headers["grpc-status"] !== undefined || !(maxCalls > 0)) {
+        this.close(true, "the server does not offer call tunnels");
+        return;
+      }
+      this.maxCalls = maxCalls;
+      this.state = "open";
+      const encoding = headers["grpc-encoding"];
+      this.reader = new MessageReader(
+        settings.maxReceiveBytes + ENVELOPE_BYTES,
+        typeof encoding === "string" ? encoding : undefined,
+        (frame) => this.received(frame),
+        "response",
+      );
+    });
+    this.stream.on("data", (chunk: Buffer) => {
+      if (this.reader !== undefined && !this.reader.push(chunk)) this.close(false, this.reader.error?.message ?? "its stream could not be read");
+    });
+    this.stream.on("trailers", (trailers: IncomingHttpHeaders) => {
+      const message = trailers["grpc-message"];
+      this.closeReason = `the server ended it${typeof message === "string" ? `: ${decodeGrpcMessage(message)}` : ""}`;
+    });
+    this.stream.on("close", () => this.close(this.state === "opening", this.closeReason || "its stream closed"));
+    this.stream.on("error", () => {});
+  }
+
+  /** Whether a call with a request of `bytes` can go through the tunnel now. */
+  takes(bytes: number): boolean {
+    return this.state === "open" && this.calls.size < this.maxCalls && bytes <= MAX_TUNNELED_REQUEST_BYTES;
+  }
+
+  /** Sends one call; `done` is told how it ended, in a later turn. */
+  send(path: string, deadline: number, metadata: Record<string, string>, message: Buffer, done: (result: AttemptResult) => void): Attempt {
+    let id = this.nextId;
+    do id = (id + 1) >>> 0 || 1;
+    while (this.calls.has(id));
+    this.nextId = id;
+    const attempt = new TunnelAttempt(this, id, done);
+    this.calls.set(id, attempt);
+    this.queue({ callId: id, method: path, timeoutMs: Math.max(1, Math.ceil(deadline - Date.now())), metadata, message, cancel: false });
+    return attempt;
+  }
+
+  /** The caller gave up on call `id`: the server stops its handler. */
+  cancel(id: number): void {
+    if (this.calls.delete(id)) this.queue({ callId: id, method: "", timeoutMs: 0, metadata: {}, message: EMPTY, cancel: true });
+  }
+
+  /** Sends no more calls: the server answers those in flight, then ends the stream. */
+  end(): void {
+    if (this.state === "closed") return;
+    this.flush();
+    this.state = "closed";
+    this.stream.end();
+  }
+
+  /** Writes what this turn sent; nextTick runs once the turn's promise reactions are done. */
+  flush(): void {
+    const frames = this.outbox;
+    this.outbox = [];
+    if (frames.length === 0 || this.stream.destroyed || this.stream.writableEnded) return;
+    this.stream.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+  }
+
+  private queue(request: OpenRequest): void {
+    if (this.outbox.push(encodeFrame(OpenRequest, request)) === 1) process.nextTick(flush, this);
+  }
+
+  private received(frame: Buffer): void {
+    let response: OpenResponse;
+    try {
+      response = OpenResponse.decode(frame);
+    } catch {
+      this.close(false, "the server sent a frame that is not a valid switchyard.tunnel.v1.OpenResponse");
+      return;
+    }
+    const attempt = this.calls.get(response.callId);
+    if (attempt === undefined) return; // cancelled meanwhile
+    this.calls.delete(response.callId);
+    const code = isCode(response.code) ? response.code : Code.UNKNOWN;
+    const message = code === response.code ? response.statusMessage : `the server sent an invalid status code ${response.code}`;
+    attempt.finish({
+      code,
+      message,
+      response: code === Code.OK ? response.message : undefined,
+      // Shaped as a stream's trailers, which the retry policy and the status details are read from.
+      trailers: { ...response.trailers, "grpc-status": String(code) },
+      unprocessed: response.unprocessed,
+      committed: false,
+    });
+  }
+
+  /** No more calls go out; those in flight fail UNAVAILABLE, since the server may have run them. */
+  private close(refused: boolean, reason: string): void {
+    this.state = "closed";
+    const calls = [...this.calls.values()];
+    this.calls.clear();
+    for (const attempt of calls) {
+      attempt.finish({ code: Code.UNAVAILABLE, message: `the call tunnel closed during the call: ${reason}`, response: undefined, trailers: undefined, unprocessed: false, committed: false });
+    }
+    if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    if (this.reportedClosed) return;
+    this.reportedClosed = true;
+    this.onClosed(this, refused);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function flush(tunnel: CallTunnel): void {
+  tunnel.flush();
+}
+
+/** One call sent through a tunnel. */
+class TunnelAttempt implements Attempt {
+  readonly sentAt = Date.now();
+  private ended = false;
+
+  constructor(
+    private readonly tunnel: CallTunnel,
+    private readonly id: number,
+    private readonly done: (result: AttemptResult) => void,
+  ) {}
+
+  abort(code: Code, message: string): void {
+    if (this.ended) return;
+    this.finish({ code, message, response: undefined, trailers: undefined, unprocessed: false, committed: false });
+    this.tunnel.cancel(this.id);
+  }
+
+  finish(result: AttemptResult): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.done(result);
+  }
+}
