@@ -83,8 +83,10 @@ async function rawServer(scope: Cleanup, respond: (stream: http2.ServerHttp2Stre
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-for (const engine of ENGINES) {
-  describe(`the http2 client against the ${engine} engine`, () => {
+// Through the call tunnel, the same behaviour: on our engine the calls travel in the tunnel, and grpc-js's
+// server, which has none, gets them on streams of their own.
+for (const [engine, tunnel] of ENGINES.flatMap((engine) => [[engine, false], [engine, true]] as const)) {
+  describe(`the http2 client against the ${engine} engine${tunnel ? ", tunnel on" : ""}`, () => {
     const scope = new Cleanup();
     after(() => scope.run());
     let server: TestServer;
@@ -96,14 +98,14 @@ for (const engine of ENGINES) {
 
     it("answers unary calls, many at once over one connection", async () => {
       server = await start();
-      const users = usersOver(scope, { target: server.address });
+      const users = usersOver(scope, { tunnel, target: server.address });
       assert.deepEqual(await users.getUser({ userId: "u1" }), { userId: "u1", name: "Ada", email: "ada@example.com" });
       const many = await Promise.all(Array.from({ length: 300 }, (_, i) => users.getUser({ userId: `user-${i}` })));
       many.forEach((user, i) => assert.equal(user.userId, `user-${i}`));
     });
 
     it("gives the caller the server's status, message and google.rpc.Status details", async () => {
-      const users = usersOver(scope, { target: server.address });
+      const users = usersOver(scope, { tunnel, target: server.address });
       const missing = await rejection(users.getUser({ userId: "missing" }));
       assert.equal(missing.code, Code.NOT_FOUND);
       assert.equal(missing.message, 'no user with id "missing"');
@@ -119,7 +121,7 @@ for (const engine of ENGINES) {
     });
 
     it("sends text and binary metadata, and refuses metadata it may not send", async () => {
-      const users = usersOver(scope, { target: server.address });
+      const users = usersOver(scope, { tunnel, target: server.address });
       const seen = await users.getUser({ userId: "metadata" }, { metadata: { "x-team": "orders", "x-blob-bin": new Uint8Array([0, 255, 7]) } });
       const received = JSON.parse(seen.name) as Record<string, string>;
       assert.equal(received["x-team"], "orders");
@@ -133,7 +135,7 @@ for (const engine of ENGINES) {
     });
 
     it("sends the deadline as grpc-timeout, and at the deadline resets the stream so the handler stops", async () => {
-      const users = usersOver(scope, { target: server.address });
+      const users = usersOver(scope, { tunnel, target: server.address });
       const left = Number((await users.getUser({ userId: "deadline" }, { timeoutMs: 3_000 })).email);
       assert.ok(left > 2_500 && left <= 3_000, `the handler had ${left} ms of a 3000 ms budget`);
       const since = server.events.length;
@@ -147,7 +149,7 @@ for (const engine of ENGINES) {
     });
 
     it("cancels the call on the server when the caller aborts", async () => {
-      const users = usersOver(scope, { target: server.address });
+      const users = usersOver(scope, { tunnel, target: server.address });
       const since = server.events.length;
       const controller = new AbortController();
       const call = users.getUser({ userId: "slow-cancel" }, { signal: controller.signal });
@@ -159,7 +161,7 @@ for (const engine of ENGINES) {
     });
 
     it("cancels the calls in flight when the transport closes", async () => {
-      const transport = createHttp2Transport({ target: server.address, services: [UserServiceDefinition] });
+      const transport = createHttp2Transport({ tunnel, target: server.address, services: [UserServiceDefinition] });
       const users = createClient(UserServiceDefinition, transport);
       assert.equal((await users.getUser({ userId: "u1" })).name, "Ada");
       const since = server.events.length;
@@ -173,7 +175,7 @@ for (const engine of ENGINES) {
     });
 
     it("refuses a response larger than its limit with RESOURCE_EXHAUSTED, and goes on serving", async () => {
-      const users = usersOver(scope, { target: server.address, maxReceiveMessageBytes: 1_000 });
+      const users = usersOver(scope, { tunnel, target: server.address, maxReceiveMessageBytes: 1_000 });
       const big = await rejection(users.getUser({ userId: "big:5000" }));
       assert.equal(big.code, Code.RESOURCE_EXHAUSTED);
       assert.equal((await users.getUser({ userId: "big:100" })).name.length, 100);
@@ -182,7 +184,7 @@ for (const engine of ENGINES) {
     it("retries an idempotent call that failed UNAVAILABLE, telling the server the attempt number", async () => {
       const { interceptor, attempts } = failFirst("flaky", 2, Code.UNAVAILABLE);
       const flaky = await start([interceptor]);
-      const users = usersOver(scope, { target: flaky.address, retry: { initialBackoffMs: 5 } });
+      const users = usersOver(scope, { tunnel, target: flaky.address, retry: { initialBackoffMs: 5 } });
       assert.equal((await users.getUser({ userId: "flaky" })).userId, "flaky");
       assert.deepEqual(attempts, ["0", "1", "2"]);
     });
@@ -191,9 +193,9 @@ for (const engine of ENGINES) {
       const notFound = failFirst("gone", 1, Code.NOT_FOUND);
       const unavailable = failFirst("down", 1, Code.UNAVAILABLE);
       const flaky = await start([notFound.interceptor, unavailable.interceptor]);
-      assert.equal((await rejection(usersOver(scope, { target: flaky.address }).getUser({ userId: "gone" }))).code, Code.NOT_FOUND);
+      assert.equal((await rejection(usersOver(scope, { tunnel, target: flaky.address }).getUser({ userId: "gone" }))).code, Code.NOT_FOUND);
       assert.deepEqual(notFound.attempts, ["0"]);
-      const noRetries = usersOver(scope, { target: flaky.address, retry: false });
+      const noRetries = usersOver(scope, { tunnel, target: flaky.address, retry: false });
       assert.equal((await rejection(noRetries.getUser({ userId: "down" }))).code, Code.UNAVAILABLE);
       assert.deepEqual(unavailable.attempts, ["0"]);
     });
@@ -208,7 +210,7 @@ for (const engine of ENGINES) {
         };
       const a = await start([counter(0)]);
       const b = await startTestServer(engine, { interceptors: [counter(1)] });
-      const users = usersOver(scope, { target: `static:///${a.address},${b.address}`, retry: { initialBackoffMs: 5 } });
+      const users = usersOver(scope, { tunnel, target: `static:///${a.address},${b.address}`, retry: { initialBackoffMs: 5 } });
       await users.getUser({ userId: "u1" });
       // Both connections are up once each endpoint has answered.
       for (let i = 0; i < 10 && counts[1] === 0; i++) await users.getUser({ userId: "u1" });
@@ -225,6 +227,7 @@ for (const engine of ENGINES) {
       const healthy = await start();
       const sick = await start([broken]);
       const users = usersOver(scope, {
+        tunnel,
         target: `static:///${healthy.address},${sick.address}`,
         retry: false,
         outlierDetection: { intervalMs: 100, baseEjectionTimeMs: 5_000, requestVolume: 5 },
@@ -245,7 +248,7 @@ for (const engine of ENGINES) {
       const closed = await start();
       const address = closed.address;
       await closed.close();
-      const users = usersOver(scope, { target: address });
+      const users = usersOver(scope, { tunnel, target: address });
       const began = Date.now();
       const refused = await rejection(users.getUser({ userId: "u1" }, { timeoutMs: 5_000 }));
       assert.equal(refused.code, Code.UNAVAILABLE);
@@ -273,6 +276,7 @@ for (const engine of ENGINES) {
         return new Promise((resolve) => relay.close(resolve));
       });
       const users = usersOver(scope, {
+        tunnel,
         target: `127.0.0.1:${(relay.address() as AddressInfo).port}`,
         retry: false,
         keepaliveTimeMs: 100,
@@ -297,16 +301,16 @@ for (const engine of ENGINES) {
       scope.after(() => secure.close());
       const clientTls = await loadClientTls({ caFile: certs.ca, certFile: certs.client, keyFile: certs.clientKey, serverName: "localhost" });
       scope.after(() => clientTls.close());
-      const users = usersOver(scope, { target: secure.address, tls: clientTls.connectionTls });
+      const users = usersOver(scope, { tunnel, target: secure.address, tls: clientTls.connectionTls });
       assert.equal((await users.getUser({ userId: "u1" })).name, "Ada");
       // Without a server name, the certificate is checked against the target's name, not the address it resolved to.
       const byName = await loadClientTls({ caFile: certs.ca, certFile: certs.client, keyFile: certs.clientKey });
       scope.after(() => byName.close());
-      const named = usersOver(scope, { target: `dns:///localhost:${secure.port}`, tls: byName.connectionTls });
+      const named = usersOver(scope, { tunnel, target: `dns:///localhost:${secure.port}`, tls: byName.connectionTls });
       assert.equal((await named.getUser({ userId: "u1" })).name, "Ada");
       const wrongName = await loadClientTls({ caFile: certs.ca, serverName: "elsewhere.example" });
       scope.after(() => wrongName.close());
-      const refused = await rejection(usersOver(scope, { target: secure.address, tls: wrongName.connectionTls }).getUser({ userId: "u1" }));
+      const refused = await rejection(usersOver(scope, { tunnel, target: secure.address, tls: wrongName.connectionTls }).getUser({ userId: "u1" }));
       assert.equal(refused.code, Code.UNAVAILABLE);
       assert.match(refused.message, /elsewhere\.example|altnames|certificate/i);
     });

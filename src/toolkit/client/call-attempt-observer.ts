@@ -13,6 +13,8 @@ export interface CallAttempt {
   /** 1 for the first attempt, then 2, 3… (from `grpc-previous-rpc-attempts`). */
   readonly number: number;
   readonly headers: AttemptHeaders;
+  /** True when it travels through a call tunnel (http2 client), not on an HTTP/2 stream of its own. */
+  readonly tunneled?: boolean;
 }
 
 /** Told how an attempt ended. */

@@ -318,7 +318,8 @@ function peerAttributes(endpoint: string | undefined): Attributes {
  * A CLIENT span per attempt of a call traced by clientTracingInterceptor
  * (with the same `calls`), as a child of the call's span: `<method> attempt`,
  * with `rpc.grpc.attempt` (1 for the first, from `grpc-previous-rpc-attempts`),
- * the endpoint as `network.peer.address`/`.port`, and the attempt's status.
+ * the endpoint as `network.peer.address`/`.port`, `switchyard.tunneled` when
+ * it went through a call tunnel, and the attempt's status.
  * The attempt's `traceparent` is replaced by the attempt span's, so the
  * server span becomes its child. Calls not recorded (tracing off for them,
  * or not sampled) cost one header read and a map lookup, and are left alone.
@@ -334,7 +335,12 @@ export function attemptTracingObserver(tracer: Tracer, calls: ClientCallsInFligh
         `${call.name} attempt`,
         {
           kind: SpanKind.CLIENT,
-          attributes: { ...call.attributes, "rpc.grpc.attempt": attempt.number, ...peerAttributes(attempt.endpoint) },
+          attributes: {
+            ...call.attributes,
+            "rpc.grpc.attempt": attempt.number,
+            ...peerAttributes(attempt.endpoint),
+            ...(attempt.tunneled === true ? { "switchyard.tunneled": true } : {}),
+          },
         },
         trace.setSpan(ROOT_CONTEXT, call.span),
       );

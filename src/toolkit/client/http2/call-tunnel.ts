@@ -22,6 +22,14 @@ export interface TunnelSettings {
   readonly maxReceiveBytes: number;
 }
 
+/** Told how a tunnel's life goes. */
+export interface TunnelListener {
+  /** The server accepted the stream: calls may go through. */
+  opened(tunnel: CallTunnel): void;
+  /** Told once, when the tunnel takes no more calls; `refused` when the server does not offer tunnels. */
+  closed(tunnel: CallTunnel, refused: boolean): void;
+}
+
 /**
  * The client end of a call tunnel (proto/switchyard/tunnel/v1) on one
  * connection: unary calls travel as messages on one long-lived stream
@@ -41,13 +49,14 @@ export class CallTunnel {
   private outbox: Buffer[] = [];
   private closeReason = "";
   private reportedClosed = false;
+  private readonly maxReceiveBytes: number;
 
   constructor(
     session: ClientHttp2Session,
     settings: TunnelSettings,
-    /** Told once, when the tunnel can take no more calls; `refused` when the server does not offer tunnels. */
-    private readonly onClosed: (tunnel: CallTunnel, refused: boolean) => void,
+    private readonly listener: TunnelListener,
   ) {
+    this.maxReceiveBytes = settings.maxReceiveBytes;
     this.stream = session.request(
       {
         ":method": "POST",
@@ -75,6 +84,7 @@ export class CallTunnel {
         (frame) => this.received(frame),
         "response",
       );
+      listener.opened(this);
     });
     this.stream.on("data", (chunk: Buffer) => {
       if (this.reader !== undefined && !this.reader.push(chunk)) this.close(false, this.reader.error?.message ?? "its stream could not be read");
@@ -84,7 +94,10 @@ export class CallTunnel {
       this.closeReason = `the server ended it${typeof message === "string" ? `: ${decodeGrpcMessage(message)}` : ""}`;
     });
     this.stream.on("close", () => this.close(this.state === "opening", this.closeReason || "its stream closed"));
-    this.stream.on("error", () => {});
+    // Set before "close": the connection went down, and why (a keepalive without answer, say).
+    this.stream.on("error", (error: Error) => {
+      this.closeReason ||= `the connection was lost (${error.message})`;
+    });
   }
 
   /** Whether a call with a request of `bytes` can go through the tunnel now. */
@@ -140,8 +153,12 @@ export class CallTunnel {
     const attempt = this.calls.get(response.callId);
     if (attempt === undefined) return; // cancelled meanwhile
     this.calls.delete(response.callId);
-    const code = isCode(response.code) ? response.code : Code.UNKNOWN;
-    const message = code === response.code ? response.statusMessage : `the server sent an invalid status code ${response.code}`;
+    let code = isCode(response.code) ? response.code : Code.UNKNOWN;
+    let message = code === response.code ? response.statusMessage : `the server sent an invalid status code ${response.code}`;
+    if (response.message.length > this.maxReceiveBytes) {
+      code = Code.RESOURCE_EXHAUSTED;
+      message = `received message larger than max (${response.message.length} vs. ${this.maxReceiveBytes})`;
+    }
     attempt.finish({
       code,
       message,
@@ -164,7 +181,7 @@ export class CallTunnel {
     if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
     if (this.reportedClosed) return;
     this.reportedClosed = true;
-    this.onClosed(this, refused);
+    this.listener.closed(this, refused);
   }
 }
 

@@ -27,6 +27,8 @@ export interface ConnectionSettings {
 
 /** A tunnel that closed while its session stayed up is opened again after this long. */
 const TUNNEL_REOPEN_MS = 1_000;
+/** A new connection is ready once its tunnel is open or refused, or after this long without an answer. */
+const TUNNEL_ANSWER_MS = 1_000;
 
 /** Reconnect backoff of the gRPC connection-backoff spec (doc/connection-backoff.md). */
 const BACKOFF = { initialMs: 1_000, multiplier: 1.6, jitter: 0.2, maxMs: 120_000, minConnectTimeoutMs: 20_000 };
@@ -105,8 +107,15 @@ export class Connection {
       this.backoffMs = BACKOFF.initialMs;
       this.lastError = "";
       this.startKeepalive(session);
-      this.openTunnel(session);
-      this.setState("ready");
+      if (this.settings.tunnel === undefined) return this.setState("ready");
+      // Ready once the server said whether it has tunnels: from the first call on, every call goes the same way.
+      const ready = (): void => {
+        clearTimeout(timer);
+        if (this.session === session) this.setState("ready");
+      };
+      const timer = setTimeout(ready, TUNNEL_ANSWER_MS);
+      timer.unref();
+      this.openTunnel(session, ready);
     });
     session.on("error", (error: Error) => {
       this.lastError = error.message;
@@ -141,14 +150,19 @@ export class Connection {
     this.backoffMs = Math.min(this.backoffMs * BACKOFF.multiplier, BACKOFF.maxMs);
   }
 
-  private openTunnel(session: ClientHttp2Session): void {
+  /** Opens the session's call tunnel; `answered` is told when it opens or closes. */
+  private openTunnel(session: ClientHttp2Session, answered: () => void = () => undefined): void {
     const settings = this.settings.tunnel;
-    if (settings === undefined || this.session !== session || session.destroyed || session.closed) return;
-    this.tunnel = new CallTunnel(session, settings, (tunnel, refused) => {
-      if (this.tunnel !== tunnel) return;
-      this.tunnel = undefined;
-      // A server without tunnels is asked again on the next connection only.
-      if (!refused) setTimeout(() => this.openTunnel(session), TUNNEL_REOPEN_MS).unref();
+    if (settings === undefined || this.session !== session || session.destroyed || session.closed) return answered();
+    this.tunnel = new CallTunnel(session, settings, {
+      opened: answered,
+      closed: (tunnel, refused) => {
+        answered();
+        if (this.tunnel !== tunnel) return;
+        this.tunnel = undefined;
+        // A server without tunnels is asked again on the next connection only.
+        if (!refused) setTimeout(() => this.openTunnel(session), TUNNEL_REOPEN_MS).unref();
+      },
     });
   }
 

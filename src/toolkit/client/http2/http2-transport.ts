@@ -252,6 +252,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
       endpoint: connection.address,
       number: this.attempts,
       headers: { get: (key) => headers[key], set: (key, value) => void (headers[key] = value) },
+      tunneled: tunnel !== undefined,
     });
     connection.activeCalls++;
     const report = (result: AttemptResult): void => {
