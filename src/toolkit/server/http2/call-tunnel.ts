@@ -104,7 +104,7 @@ export class ServedTunnel {
 
   /** Why a call is answered at once, without running; undefined when it runs. */
   private refusal(request: OpenRequest, route: Route | undefined): { error: RpcError; unprocessed: boolean } | undefined {
-    if (this.draining || this.environment.dispatcher.draining) {
+    if (this.draining) {
       return { error: engineError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"), unprocessed: true };
     }
     if (this.calls.size >= MAX_CALLS) {
