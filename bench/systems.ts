@@ -191,16 +191,18 @@ function switchyardTelemetry(store: Store, engine: Engine = "http2"): SystemConf
 
 /**
  * Switchyard with one process per service: OrderService calls UserService
- * over a gRPC channel (by default the engine's; `clientEngine` picks the
- * channel's alone, to measure the client by itself).
+ * over a gRPC channel: by default the engine's, with the lean client's call
+ * tunnel. `client` measures another alone: the grpc-js channel, or the lean
+ * client with a stream per call (`--no-user-service-tunnel`).
  */
-function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "http2", clientEngine?: Engine): SystemConfig {
-  const clientSuffix = clientEngine === undefined ? "" : `-${clientEngine}-client`;
-  const clientLabel = clientEngine === undefined ? "" : ` (${clientEngine} client)`;
+function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "http2", client?: "grpc-js" | "streams"): SystemConfig {
+  const clientArgs = client === "grpc-js" ? ["--client-engine", "grpc-js"] : client === "streams" ? ["--no-user-service-tunnel"] : [];
+  const clientSuffix = client === undefined ? "" : `-${client}-client`;
+  const clientLabel = client === undefined ? "" : client === "grpc-js" ? " (grpc-js client)" : " (a stream per call)";
   return {
     name: `switchyard-split-${store}${engineSuffix(engine)}${clientSuffix}`,
     label: `switchyard split ${store === "sqlite" ? "SQLite" : "PostgreSQL"}${engineLabel(engine)}${clientLabel}`,
-    description: `switchyard serve --engine ${engine}${clientEngine === undefined ? "" : ` --client-engine ${clientEngine}`}, --services user and --services order --user-service …: two processes, both pinned to the server core, ${store === "sqlite" ? "SQLite" : "PostgreSQL"}.`,
+    description: `switchyard serve --engine ${engine}${clientArgs.map((arg) => ` ${arg}`).join("")}, --services user and --services order --user-service …: two processes, both pinned to the server core, ${store === "sqlite" ? "SQLite" : "PostgreSQL"}.`,
     needsPostgres: store === "postgres",
     expected: V1_RESPONSES,
     async start(context) {
@@ -220,7 +222,7 @@ function switchyardSplit(store: "sqlite" | "postgres", engine: Engine = "http2",
             "order",
             "--user-service",
             `127.0.0.1:${user.port}`,
-            ...(clientEngine === undefined ? [] : ["--client-engine", clientEngine]),
+            ...clientArgs,
             ...storeArgs(path.join(context.dataDir, "order")),
           ]),
         );
@@ -331,6 +333,7 @@ export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   switchyardSingle("sqlite", "grpc-js"),
   switchyardSplit("sqlite", "grpc-js"),
   switchyardSplit("sqlite", "http2", "grpc-js"),
+  switchyardSplit("sqlite", "http2", "streams"),
   switchyardTelemetry("memory"),
   switchyardTelemetry("sqlite"),
 ];
