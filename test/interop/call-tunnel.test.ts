@@ -17,13 +17,14 @@ import { createClient } from "../../src/toolkit/client/create-client.js";
 import { CallTunnel } from "../../src/toolkit/client/http2/call-tunnel.js";
 import { createHttp2Transport } from "../../src/toolkit/client/http2/http2-transport.js";
 import type { AttemptResult } from "../../src/toolkit/client/http2/unary-attempt.js";
+import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { TUNNEL_PATH } from "../../src/toolkit/wire/call-tunnel.js";
 import { MessageReader } from "../../src/toolkit/wire/message-reader.js";
 import { encodeFrame, encodeMessage } from "../../src/toolkit/wire/protocol.js";
 import { UserRequest, UserResponse } from "../../src/gen/service/v1/service.js";
 import { Cleanup } from "../support/cli-process.js";
-import { type Engine, GET_USER, startTestServer, type TestServer } from "./support.js";
+import { type Engine, GET_USER, startTestServer, type TestServer, type TestServerOptions } from "./support.js";
 
 /** A tunnel opened by hand, to send it frames our client would not. */
 function openRaw(session: http2.ClientHttp2Session) {
@@ -38,24 +39,45 @@ function openRaw(session: http2.ClientHttp2Session) {
   return { stream, answers, send };
 }
 
+/** Our client's end of a tunnel, once the server accepted it. */
+function openTunnel(session: http2.ClientHttp2Session): Promise<CallTunnel> {
+  return new Promise((resolve, reject) => {
+    const opening: CallTunnel = new CallTunnel(session, TUNNEL_SETTINGS, {
+      opened: () => resolve(opening),
+      closed: () => reject(new Error("the tunnel closed before it opened")),
+    });
+  });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ClientError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ClientError, `a ClientError, not ${String(error)}`);
+    return error;
+  }
+  assert.fail("expected the call to fail");
+}
+
 const TUNNEL_SETTINGS = { authority: "localhost", scheme: "http", userAgent: "test", maxReceiveBytes: 4 * 1024 * 1024 } as const;
 
 describe("the call tunnel", () => {
   const scope = new Cleanup();
   after(() => scope.run());
-  const start = async (engine: Engine = "http2", drainTimeoutMs?: number): Promise<TestServer> => {
-    const server = await startTestServer(engine, drainTimeoutMs === undefined ? {} : { drainTimeoutMs });
+  const start = async (engine: Engine = "http2", options: TestServerOptions = {}): Promise<TestServer> => {
+    const server = await startTestServer(engine, options);
     scope.after(() => server.close());
     return server;
   };
   /** A UserService client with the tunnel on, and the attempts it made. */
-  const tunneledUsers = (target: string, retry = true) => {
+  const tunneledUsers = (target: string, options: { retry?: boolean; maxReceiveMessageBytes?: number } = {}) => {
     const attempts: CallAttempt[] = [];
     const transport = createHttp2Transport({
       target,
       services: [UserServiceDefinition],
       tunnel: true,
-      retry: retry && { initialBackoffMs: 5 },
+      retry: (options.retry ?? true) && { initialBackoffMs: 5 },
+      ...(options.maxReceiveMessageBytes === undefined ? {} : { maxReceiveMessageBytes: options.maxReceiveMessageBytes }),
       attemptObserver: { attemptStarted: (attempt) => void attempts.push(attempt) },
     });
     scope.after(() => transport.close());
@@ -70,12 +92,7 @@ describe("the call tunnel", () => {
   it("carries many calls on one HTTP/2 stream", async () => {
     const server = await start();
     const session = connect(server);
-    const tunnel = await new Promise<CallTunnel>((resolve, reject) => {
-      const opening: CallTunnel = new CallTunnel(session, TUNNEL_SETTINGS, {
-        opened: () => resolve(opening),
-        closed: () => reject(new Error("the tunnel closed")),
-      });
-    });
+    const tunnel = await openTunnel(session);
     const results = await Promise.all(
       Array.from(
         { length: 200 },
@@ -110,18 +127,19 @@ describe("the call tunnel", () => {
     );
   });
 
-  it("takes up to 1024 calls at once; the calls beyond go on streams of their own", async () => {
+  it("takes calls up to 90 % of the server's limit of 1024 at once; the calls beyond go on streams of their own", async () => {
     const { users, attempts } = tunneledUsers((await start()).address);
     await users.getUser({ userId: "u1" });
     const answers = await Promise.all(Array.from({ length: 1_100 }, () => users.getUser({ userId: "sleep:300" }, { timeoutMs: 10_000 })));
     assert.equal(answers.length, 1_100);
-    assert.equal(attempts.slice(1).filter((attempt) => attempt.tunneled).length, 1_024);
+    // The margin leaves room for cancellations the server has not seen yet.
+    assert.equal(attempts.slice(1).filter((attempt) => attempt.tunneled).length, Math.floor(1_024 * 0.9));
   });
 
   it("on shutdown answers the calls in flight, and moves new calls to the other endpoint without failing one", async () => {
-    const leaving = await start("http2", 10_000);
+    const leaving = await start("http2", { drainTimeoutMs: 10_000 });
     const staying = await start();
-    const { users, attempts } = tunneledUsers(`static:///${leaving.address},${staying.address}`, false);
+    const { users, attempts } = tunneledUsers(`static:///${leaving.address},${staying.address}`, { retry: false });
     // Both connections up (round robin alternates once each is ready).
     for (let i = 0; i < 10 && !attempts.some((attempt) => attempt.endpoint === leaving.address); i++) await users.getUser({ userId: "u1" });
     const inFlight = Array.from({ length: 20 }, () => users.getUser({ userId: "sleep:300" }));
@@ -137,7 +155,7 @@ describe("the call tunnel", () => {
   });
 
   it("while it drains, refuses new calls unrun and ends the tunnel with OK once the calls in flight are answered", async () => {
-    const server = await start("http2", 10_000);
+    const server = await start("http2", { drainTimeoutMs: 10_000 });
     const { stream, answers, send } = openRaw(connect(server));
     const trailers = new Promise<IncomingHttpHeaders>((resolve) => stream.on("trailers", resolve));
     send(1, GET_USER, "sleep:300");
@@ -153,6 +171,41 @@ describe("the call tunnel", () => {
       ],
     );
     await stopped;
+  });
+
+  it("marks the calls a drained tunnel ended without an answer as never run", async () => {
+    const server = await start();
+    const tunnel = await openTunnel(connect(server));
+    // Nothing in flight: the server ends the tunnel at once, before or after these arrive.
+    const stopped = server.close();
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => new Promise<AttemptResult>((resolve) => tunnel.send(GET_USER, Date.now() + 5_000, {}, encodeMessage(UserRequest, { userId: "u1" }), resolve))),
+    );
+    await stopped;
+    for (const result of results) {
+      assert.equal(result.code, Code.UNAVAILABLE);
+      assert.equal(result.unprocessed, true, result.message);
+    }
+  });
+
+  it("fails only the call whose response or metadata is over the limit, and the server's deadline cap applies", async () => {
+    const server = await start("http2", { maxDeadlineMs: 300 });
+    const { users, attempts } = tunneledUsers(server.address, { maxReceiveMessageBytes: 1_000 });
+    await users.getUser({ userId: "u1" });
+    const neighbour = users.getUser({ userId: "sleep:100" });
+    const big = await rejection(users.getUser({ userId: "big:5000" }));
+    assert.equal(big.code, Code.RESOURCE_EXHAUSTED);
+    assert.match(big.message, /5\d{3} bytes, larger than the caller accepts \(1000 bytes\)/);
+    const metadata = await rejection(users.getUser({ userId: "u1" }, { metadata: { "x-big": "m".repeat(20_000) } }));
+    assert.equal(metadata.code, Code.RESOURCE_EXHAUSTED);
+    assert.match(metadata.message, /metadata is \d+ bytes, larger than this server accepts/);
+    assert.equal((await neighbour).name, "Ada", "the call beside them was not touched");
+    const began = Date.now();
+    const capped = await rejection(users.getUser({ userId: "slow-cap" }, { timeoutMs: 5_000 }));
+    assert.equal(capped.code, Code.DEADLINE_EXCEEDED);
+    assert.equal(capped.reason, "MAX_DEADLINE_EXCEEDED");
+    assert.ok(Date.now() - began < 1_500, `ended by the 300 ms cap, after ${Date.now() - began} ms`);
+    assert.ok(attempts.slice(1).every((attempt) => attempt.tunneled), "every call went through the one tunnel");
   });
 
   it("ends a tunnel whose client breaks its protocol with INTERNAL, and keeps serving", async () => {

@@ -47,6 +47,8 @@ export interface TestServer {
 export interface TestServerOptions {
   readonly maxReceiveMessageBytes?: number;
   readonly drainTimeoutMs?: number;
+  /** The server's deadline cap. Default none. */
+  readonly maxDeadlineMs?: number;
   readonly interceptors?: readonly ServerInterceptor[];
   /** Serve TLS with these (from loadServerTls), reloads included. */
   readonly tls?: ServerTls;
@@ -87,6 +89,7 @@ export async function startTestServer(engine: Engine, options: TestServerOptions
     drainTimeoutMs: options.drainTimeoutMs ?? 1_000,
     interceptors: options.interceptors ?? [],
     ...(options.maxReceiveMessageBytes === undefined ? {} : { maxReceiveMessageBytes: options.maxReceiveMessageBytes }),
+    ...(options.maxDeadlineMs === undefined ? {} : { maxDeadlineMs: options.maxDeadlineMs }),
   };
   const tls = options.tls;
   const server =

@@ -1,7 +1,7 @@
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { OpenRequest, OpenResponse } from "../../../gen/switchyard/tunnel/v1/tunnel.js";
 import { Code, isCode } from "../../rpc/code.js";
-import { ENVELOPE_BYTES, MAX_CALLS_HEADER, TUNNEL_PATH } from "../../wire/call-tunnel.js";
+import { ENVELOPE_BYTES, FrameBatch, MAX_CALLS_HEADER, MAX_RESPONSE_HEADER, TUNNEL_PATH } from "../../wire/call-tunnel.js";
 import { MessageReader } from "../../wire/message-reader.js";
 import { decodeGrpcMessage, encodeFrame } from "../../wire/protocol.js";
 import type { Attempt, AttemptResult } from "./unary-attempt.js";
@@ -9,8 +9,9 @@ import type { Attempt, AttemptResult } from "./unary-attempt.js";
 const { NGHTTP2_CANCEL } = constants;
 
 /**
- * Larger requests go on a stream of their own: one stream's messages arrive
- * in order, and a big one would hold up the small calls behind it.
+ * Larger requests (message and metadata) go on a stream of their own: one
+ * stream's messages arrive in order, and a big one would hold up the small
+ * calls behind it.
  */
 const MAX_TUNNELED_REQUEST_BYTES = 64 * 1024;
 
@@ -46,7 +47,9 @@ export class CallTunnel {
   private maxCalls = 0;
   private nextId = 0;
   private reader: MessageReader | undefined;
-  private outbox: Buffer[] = [];
+  private readonly outbox: FrameBatch;
+  /** Set by end(): no new calls; the stream ends once the last call in flight is answered or cancelled. */
+  private ending = false;
   private closeReason = "";
   private reportedClosed = false;
   private readonly maxReceiveBytes: number;
@@ -66,16 +69,19 @@ export class CallTunnel {
         "content-type": "application/grpc",
         te: "trailers",
         "user-agent": settings.userAgent,
+        [MAX_RESPONSE_HEADER]: String(settings.maxReceiveBytes),
       },
       { endStream: false },
     );
+    this.outbox = new FrameBatch(this.stream);
     this.stream.on("response", (headers: IncomingHttpHeaders) => {
       const maxCalls = Number(headers[MAX_CALLS_HEADER]);
       if (Number(headers[":status"]) !== 200 || headers["grpc-status"] !== undefined || !(maxCalls > 0)) {
         this.close(true, "the server does not offer call tunnels");
         return;
       }
-      this.maxCalls = maxCalls;
+      // A margin under the server's count: cancellations on their way have not freed its slots yet.
+      this.maxCalls = Math.max(1, Math.floor(maxCalls * 0.9));
       this.state = "open";
       const encoding = headers["grpc-encoding"];
       this.reader = new MessageReader(
@@ -89,9 +95,11 @@ export class CallTunnel {
     this.stream.on("data", (chunk: Buffer) => {
       if (this.reader !== undefined && !this.reader.push(chunk)) this.close(false, this.reader.error?.message ?? "its stream could not be read");
     });
+    // The server ended the tunnel. With OK it answered every call it ran: the calls left were never run.
     this.stream.on("trailers", (trailers: IncomingHttpHeaders) => {
       const message = trailers["grpc-message"];
-      this.closeReason = `the server ended it${typeof message === "string" ? `: ${decodeGrpcMessage(message)}` : ""}`;
+      const drained = trailers["grpc-status"] === "0";
+      this.close(false, `the server ended the tunnel${typeof message === "string" ? `: ${decodeGrpcMessage(message)}` : ""}`, drained);
     });
     this.stream.on("close", () => this.close(this.state === "opening", this.closeReason || "its stream closed"));
     // Set before "close": the connection went down, and why (a keepalive without answer, say).
@@ -100,7 +108,7 @@ export class CallTunnel {
     });
   }
 
-  /** Whether a call with a request of `bytes` can go through the tunnel now. */
+  /** Whether a call of `bytes` (request message and metadata) can go through the tunnel now. */
   takes(bytes: number): boolean {
     return this.state === "open" && this.calls.size < this.maxCalls && bytes <= MAX_TUNNELED_REQUEST_BYTES;
   }
@@ -113,33 +121,30 @@ export class CallTunnel {
     this.nextId = id;
     const attempt = new TunnelAttempt(this, id, done);
     this.calls.set(id, attempt);
-    this.queue({ callId: id, method: path, timeoutMs: Math.max(1, Math.ceil(deadline - Date.now())), metadata, message, cancel: false });
+    this.outbox.push(encodeFrame(OpenRequest, { callId: id, method: path, timeoutMs: Math.max(1, Math.ceil(deadline - Date.now())), metadata, message, cancel: false }));
     return attempt;
   }
 
   /** The caller gave up on call `id`: the server stops its handler. */
   cancel(id: number): void {
-    if (this.calls.delete(id)) this.queue({ callId: id, method: "", timeoutMs: 0, metadata: {}, message: EMPTY, cancel: true });
+    if (!this.calls.delete(id)) return;
+    this.outbox.push(encodeFrame(OpenRequest, { callId: id, method: "", timeoutMs: 0, metadata: {}, message: EMPTY, cancel: true }));
+    this.endIfDone();
   }
 
-  /** Sends no more calls: the server answers those in flight, then ends the stream. */
+  /** Sends no more calls (the connection is going away): the server answers those in flight, then ends the stream. */
   end(): void {
     if (this.state === "closed") return;
-    this.flush();
     this.state = "closed";
+    this.ending = true;
+    this.endIfDone();
+  }
+
+  /** Half-closes once nothing is in flight: until then cancellations must still reach the server. */
+  private endIfDone(): void {
+    if (!this.ending || this.calls.size > 0 || this.stream.writableEnded) return;
+    this.outbox.flush();
     this.stream.end();
-  }
-
-  /** Writes what this turn sent; nextTick runs once the turn's promise reactions are done. */
-  flush(): void {
-    const frames = this.outbox;
-    this.outbox = [];
-    if (frames.length === 0 || this.stream.destroyed || this.stream.writableEnded) return;
-    this.stream.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
-  }
-
-  private queue(request: OpenRequest): void {
-    if (this.outbox.push(encodeFrame(OpenRequest, request)) === 1) process.nextTick(flush, this);
   }
 
   private received(frame: Buffer): void {
@@ -168,16 +173,19 @@ export class CallTunnel {
       unprocessed: response.unprocessed,
       committed: false,
     });
+    this.endIfDone();
   }
 
-  /** No more calls go out; those in flight fail UNAVAILABLE, since the server may have run them. */
-  private close(refused: boolean, reason: string): void {
+  /**
+   * No more calls go out; those in flight fail UNAVAILABLE, marked
+   * unprocessed when the server said it never ran them (it drained).
+   */
+  private close(refused: boolean, reason: string, unprocessed = false): void {
     this.state = "closed";
     const calls = [...this.calls.values()];
     this.calls.clear();
-    for (const attempt of calls) {
-      attempt.finish({ code: Code.UNAVAILABLE, message: `the call tunnel closed during the call: ${reason}`, response: undefined, trailers: undefined, unprocessed: false, committed: false });
-    }
+    const message = unprocessed ? `the server closed the call tunnel before it took the call on: ${reason}` : `the call tunnel closed during the call: ${reason}`;
+    for (const attempt of calls) attempt.finish({ code: Code.UNAVAILABLE, message, response: undefined, trailers: undefined, unprocessed, committed: false });
     if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
     if (this.reportedClosed) return;
     this.reportedClosed = true;
@@ -186,10 +194,6 @@ export class CallTunnel {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function flush(tunnel: CallTunnel): void {
-  tunnel.flush();
-}
 
 /** One call sent through a tunnel. */
 class TunnelAttempt implements Attempt {

@@ -154,16 +154,21 @@ export class Connection {
   private openTunnel(session: ClientHttp2Session, answered: () => void = () => undefined): void {
     const settings = this.settings.tunnel;
     if (settings === undefined || this.session !== session || session.destroyed || session.closed) return answered();
-    this.tunnel = new CallTunnel(session, settings, {
-      opened: answered,
-      closed: (tunnel, refused) => {
-        answered();
-        if (this.tunnel !== tunnel) return;
-        this.tunnel = undefined;
-        // A server without tunnels is asked again on the next connection only.
-        if (!refused) setTimeout(() => this.openTunnel(session), TUNNEL_REOPEN_MS).unref();
-      },
-    });
+    try {
+      this.tunnel = new CallTunnel(session, settings, {
+        opened: answered,
+        closed: (tunnel, refused) => {
+          answered();
+          if (this.tunnel !== tunnel) return;
+          this.tunnel = undefined;
+          // A server without tunnels is asked again on the next connection only.
+          if (!refused) setTimeout(() => this.openTunnel(session), TUNNEL_REOPEN_MS).unref();
+        },
+      });
+    } catch {
+      // The session can take no stream (it is going away): calls wait for the next one.
+      answered();
+    }
   }
 
   private startKeepalive(session: ClientHttp2Session): void {

@@ -23,6 +23,7 @@ import {
   type RetrySettings,
 } from "../retry-policy.js";
 import type { Transport, TransportCallOptions } from "../transport.js";
+import { headerListBytes } from "../../wire/call-tunnel.js";
 import type { Connection, ConnectionTls } from "./connection.js";
 import { type ConnectionWaiter, EndpointPool, type NoEndpointError } from "./endpoint-pool.js";
 import { resolveTarget } from "./target.js";
@@ -245,7 +246,7 @@ class UnaryCall<Res> implements ConnectionWaiter {
     if (session === undefined) return this.send();
     this.attempts++;
     this.tried?.push(connection);
-    const tunnel = connection.tunnel?.takes(this.frame.length - 5) === true ? connection.tunnel : undefined;
+    const tunnel = connection.tunnel?.takes(this.tunneledBytes()) === true ? connection.tunnel : undefined;
     // Through a tunnel, only the metadata travels: the envelope carries the method and the deadline.
     const headers = this.metadataHeaders(tunnel === undefined ? this.protocolHeaders() : {});
     const ended = this.channel.attemptObserver?.attemptStarted({
@@ -268,6 +269,12 @@ class UnaryCall<Res> implements ConnectionWaiter {
         : tunnel.send(this.path, this.options.deadline, headers, this.frame.subarray(5), report);
     // It reports in a later turn at the earliest, even when it could not start.
     this.live.push(attempt);
+  }
+
+  /** What the call would put in a tunnel: its request message and metadata. */
+  private tunneledBytes(): number {
+    const { metadata } = this.options;
+    return this.frame.length - 5 + (metadata === undefined ? 0 : headerListBytes(metadata));
   }
 
   private protocolHeaders(): Record<string, string> {

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from
 import { OpenRequest, OpenResponse } from "../../../gen/switchyard/tunnel/v1/tunnel.js";
 import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
-import { ENVELOPE_BYTES, MAX_CALLS_HEADER } from "../../wire/call-tunnel.js";
+import { ENVELOPE_BYTES, FrameBatch, headerListBytes, MAX_CALLS_HEADER, MAX_RESPONSE_HEADER } from "../../wire/call-tunnel.js";
 import { MessageReader } from "../../wire/message-reader.js";
 import { encodeFrame, encodeMessage, MAX_TIMER_MS } from "../../wire/protocol.js";
 import { cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
@@ -29,7 +29,9 @@ export class ServedTunnel {
   private readonly calls = new Map<number, TunneledCall>();
   private readonly reader: MessageReader;
   private readonly connection: ConnectionFacts;
-  private outbox: Buffer[] = [];
+  private readonly outbox: FrameBatch;
+  /** Largest response message the client accepts. */
+  private readonly maxResponseBytes: number;
   private draining = false;
   private ended = false;
   private trailers: OutgoingHttpHeaders = OK_TRAILERS;
@@ -38,9 +40,14 @@ export class ServedTunnel {
     private readonly stream: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
     readonly environment: CallEnvironment,
+    /** A call's metadata may be this large, counted as HTTP/2 counts a header list: as on a stream of its own. */
+    private readonly maxMetadataBytes: number,
     private readonly onEnd: (tunnel: ServedTunnel) => void,
   ) {
     this.connection = environment.connectionOf(stream);
+    this.outbox = new FrameBatch(stream);
+    const clientLimit = Number(headers[MAX_RESPONSE_HEADER]);
+    this.maxResponseBytes = clientLimit > 0 ? clientLimit : Number.POSITIVE_INFINITY;
     const encoding = headers["grpc-encoding"];
     this.reader = new MessageReader(environment.maxReceiveMessageBytes + ENVELOPE_BYTES, typeof encoding === "string" ? encoding : undefined, (frame) =>
       this.received(frame),
@@ -48,7 +55,8 @@ export class ServedTunnel {
     stream.respond({ ...RESPONSE_HEADERS, [MAX_CALLS_HEADER]: String(MAX_CALLS) }, { waitForTrailers: true });
     stream.once("wantTrailers", () => this.sendTrailers());
     stream.on("data", (chunk: Buffer) => {
-      if (!this.reader.push(chunk)) this.broken(this.reader.error ?? engineError(Code.INTERNAL, "the tunnel's body could not be read"));
+      // Once ended, what the client still sends is dropped: the end promised those calls were not run.
+      if (!this.ended && !this.reader.push(chunk)) this.broken(this.reader.error ?? engineError(Code.INTERNAL, "the tunnel's body could not be read"));
     });
     // The client sends no more calls: the stream ends once those in flight are answered.
     stream.on("end", () => this.drain());
@@ -56,20 +64,32 @@ export class ServedTunnel {
     stream.on("error", () => {});
   }
 
-  /** Answers the calls in flight, refuses new ones (unprocessed, so clients send them elsewhere), then ends the stream with OK. */
+  /**
+   * Answers the calls in flight, refuses new ones unrun (clients send them
+   * elsewhere), then ends the stream with OK. Ending with OK promises the
+   * client that every call it sent and got no answer to was never run.
+   */
   drain(): void {
     this.draining = true;
-    if (this.calls.size === 0) this.end();
+    this.endIfDrained();
   }
 
   /** A call ended: its answer goes out with the others of this turn. */
   answer(call: TunneledCall, response: OpenResponse): void {
     if (this.calls.get(call.id) === call) this.calls.delete(call.id);
+    if (response.code === Code.OK && response.message.length > this.maxResponseBytes) {
+      const error = engineError(
+        Code.RESOURCE_EXHAUSTED,
+        `the response message is ${response.message.length} bytes, larger than the caller accepts (${this.maxResponseBytes} bytes)`,
+      );
+      response = failure(call.id, error, false);
+    }
     this.queue(response);
-    if (this.draining && this.calls.size === 0) this.end();
+    this.endIfDrained();
   }
 
   private received(frame: Buffer): void {
+    if (this.ended) return; // a frame after a broken one, in the same chunk
     let request: OpenRequest;
     try {
       request = OpenRequest.decode(frame);
@@ -83,7 +103,7 @@ export class ServedTunnel {
       if (running === undefined) return; // it was answered already
       this.calls.delete(callId);
       running.cancel();
-      if (this.draining && this.calls.size === 0) this.end();
+      this.endIfDrained();
       return;
     }
     if (running !== undefined) {
@@ -93,8 +113,7 @@ export class ServedTunnel {
     const route = this.environment.dispatcher.route(request.method);
     const refusal = this.refusal(request, route);
     if (refusal !== undefined) {
-      const { error, unprocessed } = refusal;
-      this.queue({ callId, code: error.code, statusMessage: error.message, message: EMPTY, trailers: errorTrailers(error), unprocessed });
+      this.queue(failure(callId, refusal.error, refusal.unprocessed));
       return;
     }
     const call = new TunneledCall(this, callId, route as Route, request, this.connection);
@@ -118,26 +137,26 @@ export class ServedTunnel {
       const message = `the request message is ${request.message.length} bytes, larger than this server accepts (${limit} bytes)`;
       return { error: engineError(Code.RESOURCE_EXHAUSTED, message), unprocessed: false };
     }
+    const metadataBytes = headerListBytes(request.metadata);
+    if (metadataBytes > this.maxMetadataBytes) {
+      const message = `the request metadata is ${metadataBytes} bytes, larger than this server accepts (${this.maxMetadataBytes} bytes)`;
+      return { error: engineError(Code.RESOURCE_EXHAUSTED, message), unprocessed: false };
+    }
     return undefined;
   }
 
   private queue(response: OpenResponse): void {
-    if (this.ended || this.stream.destroyed) return;
-    if (this.outbox.push(encodeFrame(OpenResponse, response)) === 1) process.nextTick(flush, this);
+    if (!this.ended) this.outbox.push(encodeFrame(OpenResponse, response));
   }
 
-  /** Writes what this turn answered. nextTick runs once the promise reactions of the turn are done. */
-  flush(): void {
-    const frames = this.outbox;
-    this.outbox = [];
-    if (this.stream.destroyed || frames.length === 0) return;
-    this.stream.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+  private endIfDrained(): void {
+    if (this.draining && this.calls.size === 0) this.end();
   }
 
   /** Ends the stream, with OK unless `error` says why not. */
   private end(error?: RpcError): void {
     if (this.ended) return;
-    this.flush();
+    this.outbox.flush();
     this.ended = true;
     if (error !== undefined) this.trailers = errorHeaders(error);
     if (!this.stream.destroyed) this.stream.end();
@@ -151,7 +170,7 @@ export class ServedTunnel {
     }
   }
 
-  /** The client broke the tunnel's protocol: its calls are cancelled and the stream ends with the error. */
+  /** The client broke the tunnel's protocol: its calls are cancelled, and the stream ends with the error. */
   private broken(error: RpcError): void {
     if (this.ended) return;
     this.cancelAll();
@@ -172,11 +191,12 @@ export class ServedTunnel {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
-
-function flush(tunnel: ServedTunnel): void {
-  tunnel.flush();
+/** An answer with `error`'s status and details. */
+function failure(callId: number, error: RpcError, unprocessed: boolean): OpenResponse {
+  return { callId, code: error.code, statusMessage: error.message, message: EMPTY, trailers: errorTrailers(error), unprocessed };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** One call carried by a tunnel. */
 class TunneledCall {
@@ -257,7 +277,7 @@ class TunneledCall {
   private fail(error: RpcError): void {
     if (this.done) return;
     this.finish();
-    this.tunnel.answer(this, { callId: this.id, code: error.code, statusMessage: error.message, message: EMPTY, trailers: errorTrailers(error), unprocessed: false });
+    this.tunnel.answer(this, failure(this.id, error, false));
   }
 
   private finish(): void {

@@ -139,7 +139,7 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     if (route !== undefined) return UnaryCall.start(stream, headers, route, environment, path);
     if (path === TUNNEL_PATH) {
       if (stopping !== undefined) return sendError(stream, engineError(Code.UNAVAILABLE, "the server is shutting down"));
-      tunnels.add(new ServedTunnel(stream, headers, environment, (tunnel) => tunnels.delete(tunnel)));
+      tunnels.add(new ServedTunnel(stream, headers, environment, settings.maxHeaderListSize as number, (tunnel) => tunnels.delete(tunnel)));
       return;
     }
     if (adapted.start(stream, headers, path)) return;

@@ -46,8 +46,7 @@ export interface OpenResponse {
   message: Buffer;
   /**
    * The trailers a call on its own stream would end with, besides
-   * grpc-status and grpc-message: grpc-status-details-bin (base64),
-   * grpc-retry-pushback-ms, the handler's trailing metadata.
+   * grpc-status and grpc-message: grpc-status-details-bin (base64), say.
    */
   trailers: { [key: string]: string };
   /**
@@ -624,8 +623,12 @@ export const CallTunnelServiceDefinition = {
   methods: {
     /**
      * The client sends calls and cancellations; the server answers each call
-     * once, in any order. The server ends the stream with OK when it drains
-     * (its in-flight calls answered first).
+     * once, in any order. The client says in the request header
+     * switchyard-tunnel-max-response-bytes how large a response it accepts;
+     * the server says in the response header switchyard-tunnel-max-calls how
+     * many calls it takes at once. The server ends the stream with OK when it
+     * drains: every call it ran is answered first, so a call left without an
+     * answer was never run.
      */
     open: {
       name: "Open",
