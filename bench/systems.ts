@@ -57,10 +57,18 @@ function serveArgs(port: number, extra: readonly string[]): string[] {
   return ["serve", "--port", String(port), "--host", "127.0.0.1", "--log-level", "warn", ...extra];
 }
 
-async function start(context: StartContext, role: string, entry: string, args: (port: number) => string[]): Promise<ServerProcess> {
+async function start(context: StartContext, role: string, entry: string, args: (port: number) => string[], v8Flags: readonly string[] = []): Promise<ServerProcess> {
   const port = await freePort();
-  return startServerProcess({ role, port, cpu: context.cpu, cwd: context.repo, nodeArgs: [...context.runtime.nodeArgs(entry), ...args(port)] });
+  return startServerProcess({ role, port, cpu: context.cpu, cwd: context.repo, nodeArgs: [...v8Flags, ...context.runtime.nodeArgs(entry), ...args(port)] });
 }
+
+/**
+ * V8 settings that trade CPU for a smaller peak RSS (docs/benchmarks.md,
+ * "Peak RSS and the V8 heap"): semi-spaces of at most 4 MiB, and an old
+ * generation that may grow by 10 % between full collections instead of V8's
+ * default factor.
+ */
+export const SMALL_HEAP_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=10"];
 
 function running(processes: ServerProcess[], portOf: (service: ServiceKind) => number): RunningSystem {
   const clients = new Map<number, CheckClient>();
@@ -99,11 +107,12 @@ const STORE_DESCRIPTION: Readonly<Record<Store, string>> = {
 };
 
 /** Switchyard with both services in one process, on SQLite, PostgreSQL or in memory. */
-function switchyardSingle(store: Store, engine: Engine = "http2"): SystemConfig {
+function switchyardSingle(store: Store, engine: Engine = "http2", v8Flags: readonly string[] = []): SystemConfig {
+  const small = v8Flags === SMALL_HEAP_FLAGS;
   return {
-    name: `switchyard-${store}${engineSuffix(engine)}`,
-    label: `switchyard ${STORE_LABEL[store]}${engineLabel(engine)}`,
-    description: `switchyard serve --engine ${engine}: both services in one process, ${STORE_DESCRIPTION[store]}; OrderService reaches UserService through the in-process transport.`,
+    name: `switchyard-${store}${engineSuffix(engine)}${small ? "-small-heap" : ""}`,
+    label: `switchyard ${STORE_LABEL[store]}${engineLabel(engine)}${small ? ", small heap" : ""}`,
+    description: `${v8Flags.length === 0 ? "" : `node ${v8Flags.join(" ")} `}switchyard serve --engine ${engine}: both services in one process, ${STORE_DESCRIPTION[store]}; OrderService reaches UserService through the in-process transport.`,
     needsPostgres: store === "postgres",
     expected: V1_RESPONSES,
     async start(context) {
@@ -113,7 +122,7 @@ function switchyardSingle(store: Store, engine: Engine = "http2"): SystemConfig 
         context.dataDir,
         ...(store === "postgres" ? ["--database-url", requireUrl(context)] : store === "memory" ? ["--memory"] : []),
       ];
-      const server = await start(context, "server", SERVE, (port) => serveArgs(port, storeArgs));
+      const server = await start(context, "server", SERVE, (port) => serveArgs(port, storeArgs), v8Flags);
       const system = running([server], () => server.port);
       await seedV1(system);
       return system;
@@ -336,6 +345,7 @@ export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   switchyardSplit("sqlite", "http2", "streams"),
   switchyardTelemetry("memory"),
   switchyardTelemetry("sqlite"),
+  switchyardSingle("memory", "http2", SMALL_HEAP_FLAGS),
 ];
 
 /**
