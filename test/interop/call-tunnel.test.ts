@@ -17,14 +17,13 @@ import { createClient } from "../../src/toolkit/client/create-client.js";
 import { CallTunnel } from "../../src/toolkit/client/http2/call-tunnel.js";
 import { createHttp2Transport } from "../../src/toolkit/client/http2/http2-transport.js";
 import type { AttemptResult } from "../../src/toolkit/client/http2/unary-attempt.js";
-import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { TUNNEL_PATH } from "../../src/toolkit/wire/call-tunnel.js";
 import { MessageReader } from "../../src/toolkit/wire/message-reader.js";
 import { encodeFrame, encodeMessage } from "../../src/toolkit/wire/protocol.js";
 import { UserRequest, UserResponse } from "../../src/gen/service/v1/service.js";
 import { Cleanup } from "../support/cli-process.js";
-import { type Engine, GET_USER, startTestServer, type TestServer, type TestServerOptions } from "./support.js";
+import { type Engine, GET_USER, startTestServer, type TestServer, type TestServerOptions, rejection } from "./support.js";
 
 /** A tunnel opened by hand, to send it frames our client would not. */
 function openRaw(session: http2.ClientHttp2Session) {
@@ -47,16 +46,6 @@ function openTunnel(session: http2.ClientHttp2Session): Promise<CallTunnel> {
       closed: () => reject(new Error("the tunnel closed before it opened")),
     });
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ClientError, `a ClientError, not ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected the call to fail");
 }
 
 const TUNNEL_SETTINGS = { authority: "localhost", scheme: "http", userAgent: "test", maxReceiveBytes: 4 * 1024 * 1024 } as const;

@@ -16,7 +16,7 @@ import { UserResponse, UserServiceDefinition } from "../../src/gen/service/v1/se
 import { createClient } from "../../src/toolkit/client/create-client.js";
 import { createHttp2Transport, type Http2TransportOptions } from "../../src/toolkit/client/http2/http2-transport.js";
 import type { Transport } from "../../src/toolkit/client/transport.js";
-import { ClientError } from "../../src/toolkit/rpc/client-error.js";
+import type { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import type { Metadata } from "../../src/toolkit/rpc/metadata.js";
 import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
@@ -24,23 +24,13 @@ import type { ServerInterceptor } from "../../src/toolkit/server/server-intercep
 import { loadClientTls } from "../../src/toolkit/tls/client-tls.js";
 import { loadServerTls } from "../../src/toolkit/tls/server-tls.js";
 import { makeCertSet } from "../support/certs.js";
-import { ENGINES, startTestServer, type TestServer, UNICODE_MESSAGE } from "./support.js";
+import { ENGINES, startTestServer, type TestServer, UNICODE_MESSAGE, rejection } from "./support.js";
 import { Cleanup } from "../support/cli-process.js";
 
 function usersOver(scope: Cleanup, options: Omit<Http2TransportOptions, "services">) {
   const transport: Transport = createHttp2Transport({ ...options, services: [UserServiceDefinition] });
   scope.after(() => transport.close());
   return createClient(UserServiceDefinition, transport);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ClientError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ClientError, `a ClientError, not ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected the call to fail");
 }
 
 /** A server interceptor that fails the first `count` GetUser calls for `userId` with `code` (and the given trailers). */

@@ -5,9 +5,11 @@
  * metadata, deadlines) for the assertions.
  */
 import * as grpc from "@grpc/grpc-js";
+import assert from "node:assert/strict";
 import { CreateUserRequest, UserRequest, UserResponse, UserServiceDefinition } from "../../src/gen/service/v1/service.js";
 import { silentLogger } from "../../src/toolkit/log/logger.js";
 import type { CallContext } from "../../src/toolkit/rpc/call-context.js";
+import { ClientError } from "../../src/toolkit/rpc/client-error.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { invalidArgument, RpcError } from "../../src/toolkit/rpc/rpc-error.js";
 import { createRpcServer } from "../../src/toolkit/server/grpc-js-server.js";
@@ -200,4 +202,15 @@ export function failure<T>(outcome: Outcome<T>): grpc.ServiceError {
 export function success<T>(outcome: Outcome<T>): T {
   if (!outcome.ok) throw new Error(`expected the call to succeed, got ${outcome.error.code} ${outcome.error.details}`);
   return outcome.value;
+}
+
+/** The ClientError a call of our clients failed with; fails the test if it succeeded. */
+export async function rejection(promise: Promise<unknown>): Promise<ClientError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ClientError, `a ClientError, not ${String(error)}`);
+    return error;
+  }
+  assert.fail("expected the call to fail");
 }
