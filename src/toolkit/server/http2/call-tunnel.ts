@@ -8,7 +8,7 @@ import { encodeFrame, encodeMessage, MAX_TIMER_MS } from "../../wire/protocol.js
 import { cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { Route } from "../dispatcher.js";
 import { engineError, errorHeaders, errorTrailers, RESPONSE_HEADERS } from "./response.js";
-import { type CallEnvironment, type ConnectionFacts, StreamCallContext } from "./unary-call.js";
+import { callerGone, type CallEnvironment, type ConnectionFacts, StreamCallContext } from "./unary-call.js";
 
 /**
  * Calls one tunnel may carry at once, told to the client. Well above a
@@ -244,12 +244,7 @@ class TunneledCall {
   cancel(): void {
     if (this.done) return;
     this.finish();
-    const { deadline } = this.context;
-    this.context.abort(
-      deadline !== undefined && Date.now() >= deadline
-        ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
-        : new RpcError(Code.CANCELLED, "the caller cancelled the call"),
-    );
+    this.context.abort(callerGone(this.context.deadline));
   }
 
   /** The deadline (or the server's cap) passed: answer DEADLINE_EXCEEDED and stop the handler. */

@@ -160,11 +160,7 @@ export class UnaryCall {
   closed(): void {
     if (this.state === State.Done) return;
     this.finish();
-    this.context.abort(
-      this.context.deadline !== undefined && Date.now() >= this.context.deadline
-        ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
-        : new RpcError(Code.CANCELLED, "the caller cancelled the call"),
-    );
+    this.context.abort(callerGone(this.context.deadline));
   }
 
   /** The deadline passed: answer DEADLINE_EXCEEDED and tell the handler to stop. */
@@ -230,6 +226,16 @@ function onDeadline(call: UnaryCall): void {
 }
 
 function ignore(): void {}
+
+/**
+ * Why a handler stops when its caller went away: past the deadline, that is
+ * the caller's own deadline timer racing ours; otherwise a cancellation.
+ */
+export function callerGone(deadline: number | undefined): RpcError {
+  return deadline !== undefined && Date.now() >= deadline
+    ? new RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
+    : new RpcError(Code.CANCELLED, "the caller cancelled the call");
+}
 
 /**
  * The context of a call served from an HTTP/2 stream. The abort signal and
