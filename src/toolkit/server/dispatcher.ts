@@ -2,7 +2,6 @@ import type { CallContext } from "../rpc/call-context.js";
 import type { MethodObserver } from "../rpc/call-observer.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
-import { asPromise } from "../rpc/as-promise.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { type Logger, traceFieldsOf } from "../log/logger.js";
 import { isUnexpected, toCallerError } from "./escaped-error.js";
@@ -49,13 +48,22 @@ export interface DispatcherOptions {
   readonly observer?: CallObserver;
 }
 
+/** What the dispatcher keeps per route, built once. */
+interface RouteChain {
+  readonly chain: (call: ServerCall) => Promise<unknown>;
+  readonly observer: MethodObserver | undefined;
+  /** Settle an unobserved call of this route. */
+  readonly answered: (response: unknown) => unknown;
+  readonly failed: (error: unknown) => never;
+}
+
 /** Creates an empty dispatcher; services are added before the server starts. */
 export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const interceptors = options.interceptors ?? [];
   const routes = new Map<string, Route>();
   // Each route's own interceptor chain, built once, ending in its handler:
   // a call needs no second lookup by name.
-  const chains = new Map<Route, { readonly chain: (call: ServerCall) => Promise<unknown>; readonly observer: MethodObserver | undefined }>();
+  const chains = new Map<Route, RouteChain>();
   const services: ServiceRegistration[] = [];
 
   // An unexpected failure is logged where the handler's own context is at
@@ -101,7 +109,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     mapError: (error: unknown) => unknown,
     call: ServerCall,
   ): Promise<unknown> => {
-    return asPromise(() => handler(call.request, call.context)).catch((thrown: unknown) => {
+    let result: Promise<unknown>;
+    // asPromise inlined: its closure would be one more allocation per call.
+    try {
+      result = handler(call.request, call.context);
+    } catch (thrown) {
+      result = Promise.reject(thrown);
+    }
+    return result.catch((thrown: unknown) => {
       const error = mapError(thrown);
       logUnexpected(error, route, call.context);
       warnUnavailable(error, route, call.context);
@@ -124,6 +139,14 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         chains.set(route, {
           chain: chainInterceptors(interceptors, (call) => runHandler(route, handler, mapError, call)),
           observer: options.observer?.observe(route),
+          answered: (response) => {
+            inFlight--;
+            return response;
+          },
+          failed: (error) => {
+            inFlight--;
+            return fail(error, route);
+          },
         });
       }
       services.push(registration);
@@ -144,15 +167,23 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
       const started = observer === undefined ? 0 : observer.started();
       inFlight++;
-      return asPromise(() => chain(call)).then(
+      let result: Promise<unknown>;
+      try {
+        result = chain(call);
+      } catch (error) {
+        result = Promise.reject(error);
+      }
+      // Unobserved, a call needs nothing of its own to settle: the route's callbacks serve every call.
+      if (observer === undefined) return result.then(entry.answered, entry.failed);
+      return result.then(
         (response) => {
           inFlight--;
-          observer?.finished(started, Code.OK);
+          observer.finished(started, Code.OK);
           return response;
         },
         (error: unknown) => {
           inFlight--;
-          observer?.finished(started, toCallerError(error).code);
+          observer.finished(started, toCallerError(error).code);
           return fail(error, route);
         },
       );

@@ -14,7 +14,7 @@ export function createUserUseCases(store: UserStore): UserUseCases {
   return {
     async getUser(id) {
       const problem = checkId("user_id", id);
-      rejectViolations(problem ? [problem] : []);
+      if (problem !== undefined) rejectViolations([problem]);
       const user = await store.find(id);
       if (user === undefined) {
         throw new DomainError("not_found", "USER_NOT_FOUND", `no user with id "${id}"; create it with CreateUser first`, [], {
