@@ -168,6 +168,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const started = observer === undefined ? 0 : observer.started();
       inFlight++;
       let result: Promise<unknown>;
+      // asPromise inlined, as in runHandler.
       try {
         result = chain(call);
       } catch (error) {
