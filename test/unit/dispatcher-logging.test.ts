@@ -225,4 +225,32 @@ describe("the dispatcher's error mapping and call count", () => {
     assert.deepEqual(await Promise.all(calls), [{ name: "n", email: "e", userId: "u1" }, "failed"]);
     assert.equal(dispatcher.inFlight, 0);
   });
+
+  it("turns a handler's or an interceptor's synchronous throw into the caller's rejection, observed or not", async () => {
+    const finished: Code[] = [];
+    const observer = { observe: () => ({ started: () => 0, finished: (_started: number, code: Code) => void finished.push(code) }) };
+    const throwingInterceptor: ServerInterceptor = (call, next) => {
+      if (call.method === "CreateUser") throw new RpcError(Code.PERMISSION_DENIED, "not you");
+      return next();
+    };
+    for (const options of [{}, { observer }]) {
+      const dispatcher = createDispatcher({ logger: capturing().logger, interceptors: [throwingInterceptor], ...options });
+      dispatcher.add(
+        defineService(UserServiceDefinition, {
+          // Not async: the throw happens before any promise exists.
+          getUser: () => {
+            throw new RpcError(Code.NOT_FOUND, "no such user");
+          },
+          createUser: async () => ({ name: "", email: "", userId: "" }),
+        }),
+      );
+      const getUser = dispatcher.route("/service.UserService/GetUser");
+      const createUser = dispatcher.route("/service.UserService/CreateUser");
+      assert.ok(getUser && createUser);
+      await assert.rejects(dispatcher.invoke(getUser, {}, context()), { code: Code.NOT_FOUND, message: "no such user" });
+      await assert.rejects(dispatcher.invoke(createUser, {}, context()), { code: Code.PERMISSION_DENIED, message: "not you" });
+      assert.equal(dispatcher.inFlight, 0);
+    }
+    assert.deepEqual(finished, [Code.NOT_FOUND, Code.PERMISSION_DENIED]);
+  });
 });
