@@ -7,7 +7,7 @@
  * $SWITCHYARD_ALLOC_DIR. Bytes allocated per call do not move with the
  * machine's load the way CPU time does, and GC time grows with them.
  */
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import path from "node:path";
 
@@ -31,6 +31,8 @@ process.on("SIGUSR2", () => {
   sampling = false;
   session.post("HeapProfiler.stopSampling", (error, result) => {
     const file = path.join(outDir, `allocations-${process.pid}.json`);
-    writeFileSync(file, error === null ? JSON.stringify(result.profile) : JSON.stringify({ error: error.message }));
+    // Renamed into place, so the reader never sees half a file.
+    writeFileSync(`${file}.partial`, error === null ? JSON.stringify(result.profile) : JSON.stringify({ error: error.message }));
+    renameSync(`${file}.partial`, file);
   });
 });

@@ -11,7 +11,7 @@
  * Usage: npm run bench:alloc -- [--configs a,b] [--methods a,b] [--duration S] [--top N]
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -19,11 +19,12 @@ import { compiledRuntime } from "./build.js";
 import { BENCH_METHODS, type BenchMethod, METHOD_SPECS } from "./fixtures.js";
 import { grpcFrame } from "./grpc-frame.js";
 import { LOAD_SHAPES, runH2load } from "./h2load.js";
-import type { Runtime } from "./systems.js";
-import { SYSTEM_CONFIGS } from "./systems.js";
+import { type Runtime, SYSTEM_CONFIGS } from "./systems.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const SHAPE = LOAD_SHAPES.find((s) => s.name === "c4m32") ?? (LOAD_SHAPES[0] as (typeof LOAD_SHAPES)[number]);
+/** The bench's 128-stream shape (-c4 -m32). */
+const SHAPE = LOAD_SHAPES.find((s) => s.name === "c4m32");
+if (SHAPE === undefined) throw new Error("bench/h2load.ts no longer has the c4m32 load shape");
 
 /** One node of a V8 sampling heap profile (HeapProfiler.SamplingHeapProfileNode). */
 interface ProfileNode {
@@ -51,6 +52,7 @@ const methods = values.methods.split(",").map((name) => {
 });
 const durationSeconds = Number(values.duration);
 const top = Number(values.top);
+if (!(durationSeconds > 0) || !Number.isInteger(top) || top < 0) throw new Error("--duration takes a positive number of seconds, --top a whole number");
 
 const work = path.join(REPO, ".bench-tmp", `alloc-${process.pid}`);
 rmSync(work, { recursive: true, force: true });
@@ -99,18 +101,10 @@ async function readProfile(file: string): Promise<ProfileNode> {
     if (waited > 30_000) throw new Error(`no allocation profile at ${file}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  // Written in one call, but the check above may see it half-written: retry on a parse error.
-  for (;;) {
-    try {
-      const parsed = JSON.parse(readFileSync(file, "utf8")) as { head?: ProfileNode; error?: string };
-      rmSync(file);
-      if (parsed.head === undefined) throw new Error(`the sampler failed: ${parsed.error ?? "no profile"}`);
-      return parsed.head;
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+  const parsed = JSON.parse(readFileSync(file, "utf8")) as { head?: ProfileNode; error?: string };
+  rmSync(file);
+  if (parsed.head === undefined) throw new Error(`the sampler failed: ${parsed.error ?? "no profile"}`);
+  return parsed.head;
 }
 
 /** Prints bytes per call, and the code under which they were allocated: the innermost frame of ours (src/ or bench/), else Node's. */
