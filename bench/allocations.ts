@@ -114,7 +114,7 @@ function report(label: string, head: ProfileNode, calls: number): void {
   const walk = (node: ProfileNode, site: string): void => {
     const { functionName, url, lineNumber } = node.callFrame;
     const own = /\/build\/(src|bench)\//.exec(url);
-    const here = own === null ? site : `${functionName || "(anonymous)"} ${url.slice(own.index + 7)}:${lineNumber + 1}`;
+    const here = own === null ? site : `${functionName || "(anonymous)"} ${url.slice(own.index + "/build/".length)}:${lineNumber + 1}`;
     total += node.selfSize;
     bySite.set(here, (bySite.get(here) ?? 0) + node.selfSize);
     for (const child of node.children) walk(child, here);

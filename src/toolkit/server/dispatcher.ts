@@ -2,6 +2,7 @@ import type { CallContext } from "../rpc/call-context.js";
 import type { MethodObserver } from "../rpc/call-observer.js";
 import { Code } from "../rpc/code.js";
 import type { MethodDefinition, ServiceDefinition } from "../rpc/definition.js";
+import { applyAsPromise } from "../rpc/as-promise.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { type Logger, traceFieldsOf } from "../log/logger.js";
 import { isUnexpected, toCallerError } from "./escaped-error.js";
@@ -109,14 +110,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     mapError: (error: unknown) => unknown,
     call: ServerCall,
   ): Promise<unknown> => {
-    let result: Promise<unknown>;
-    // asPromise inlined: its closure would be one more allocation per call.
-    try {
-      result = handler(call.request, call.context);
-    } catch (thrown) {
-      result = Promise.reject(thrown);
-    }
-    return result.catch((thrown: unknown) => {
+    return applyAsPromise(handler, call.request, call.context).catch((thrown: unknown) => {
       const error = mapError(thrown);
       logUnexpected(error, route, call.context);
       warnUnavailable(error, route, call.context);
@@ -167,25 +161,17 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
       const started = observer === undefined ? 0 : observer.started();
       inFlight++;
-      let result: Promise<unknown>;
-      // asPromise inlined, as in runHandler.
-      try {
-        result = chain(call);
-      } catch (error) {
-        result = Promise.reject(error);
-      }
+      const result = applyAsPromise(chain, call, undefined);
       // Unobserved, a call needs nothing of its own to settle: the route's callbacks serve every call.
       if (observer === undefined) return result.then(entry.answered, entry.failed);
       return result.then(
         (response) => {
-          inFlight--;
           observer.finished(started, Code.OK);
-          return response;
+          return entry.answered(response);
         },
         (error: unknown) => {
-          inFlight--;
           observer.finished(started, toCallerError(error).code);
-          return fail(error, route);
+          return entry.failed(error);
         },
       );
     },
