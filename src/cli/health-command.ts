@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Command } from "commander";
-import { service as healthService } from "grpc-health-check";
+import { HealthCheckResponse_ServingStatus as ServingStatus, HealthDefinition, type HealthCheckResponse } from "../gen/grpc/health/v1/health.js";
+import { toGrpcJsDefinition } from "../toolkit/rpc/grpc-js-definition.js";
 import { loadClientTls } from "../toolkit/tls/client-tls.js";
 import { parseMillis, parseTarget } from "./options.js";
 import { CLIENT_TLS_HELP, clientTlsOf, type ClientTlsFlags } from "./tls-options.js";
@@ -26,10 +27,10 @@ export function addHealthCommand(program: Command): void {
     .action(async (serviceName: string, flags: HealthFlags, command: Command) => {
       const tlsOptions = clientTlsOf(flags, command);
       const tls = tlsOptions && (await loadClientTls(tlsOptions).catch((error: Error) => command.error(`error: ${error.message}`)));
-      const Health = grpc.makeGenericClientConstructor(healthService, "Health");
+      const service = toGrpcJsDefinition(HealthDefinition);
+      const Health = grpc.makeGenericClientConstructor(service, "Health");
       const client = new Health(flags.address, tls ? tls.credentials : grpc.credentials.createInsecure(), tls?.channelOptions);
-      const check = healthService["Check"];
-      if (check === undefined) throw new Error("grpc-health-check has no Check method");
+      const check = service["check"] as grpc.MethodDefinition<unknown, HealthCheckResponse>;
       try {
         const status = await new Promise<string>((resolve, reject) => {
           client.makeUnaryRequest(
@@ -39,7 +40,7 @@ export function addHealthCommand(program: Command): void {
             { service: serviceName },
             new grpc.Metadata(),
             { deadline: Date.now() + flags.timeout },
-            (error, response) => (error ? reject(error) : resolve(String((response as { status?: unknown }).status))),
+            (error, response) => (error ? reject(error) : resolve(ServingStatus[response?.status ?? ServingStatus.UNKNOWN] ?? "UNKNOWN")),
           );
         });
         process.stdout.write(`${status}\n`);

@@ -133,6 +133,21 @@ describe("reflection through buf curl", () => {
     assert.match(String(status["message"]), /nobody/);
   });
 
+  it("answers reflection calls that reach a fresh server together (reflection loads on the first call)", async (t) => {
+    const fresh = await startServer(t);
+    const results = await Promise.all(
+      ["grpc-v1", "grpc-v1alpha", "grpc-v1"].map((protocol) =>
+        bufCurl(["--reflect-protocol", protocol, "--list-methods", `http://${fresh.address}`]),
+      ),
+    );
+    for (const result of results) {
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(lines(result.stdout), ALL_METHODS);
+    }
+    const exit = await fresh.stop();
+    assert.equal(exit.code, 0, exit.stderr);
+  });
+
   it("a user-only process reflects only UserService", async (t) => {
     const userOnly = await startServer(t, { services: "user" });
     const result = await bufCurl(["--list-methods", `http://${userOnly.address}`]);

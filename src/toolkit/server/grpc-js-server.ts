@@ -6,6 +6,7 @@ import { Code } from "../rpc/code.js";
 import type { Metadata } from "../rpc/metadata.js";
 import { RpcError } from "../rpc/rpc-error.js";
 import { encodeStatusDetails, STATUS_DETAILS_KEY } from "../rpc/status-details.js";
+import { asBuffer } from "../rpc/grpc-js-definition.js";
 import type { Logger } from "../log/logger.js";
 import { cappedTimeout, checkMaxDeadline, maxDeadlineExceeded } from "./deadline-cap.js";
 import { type CallObserver, createDispatcher, type Dispatcher, type Route } from "./dispatcher.js";
@@ -85,7 +86,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
           // answer INVALID_ARGUMENT (grpc-js itself would answer INTERNAL).
           requestDeserialize: (bytes: Buffer) => bytes,
           requestSerialize: (bytes: Buffer) => bytes,
-          responseSerialize: (response: unknown) => toBuffer(method.responseType.encode(response).finish()),
+          responseSerialize: (response: unknown) => asBuffer(method.responseType.encode(response).finish()),
           responseDeserialize: (bytes: Buffer) => method.responseType.decode(bytes),
           originalName: key,
         };
@@ -128,10 +129,10 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       }
       server.addService(grpcDefinition as grpc.ServiceDefinition, implementation);
     },
-    listen(address) {
+    async listen(address) {
       health = createHealth(dispatcher.services.map((s) => s.definition.fullName));
       health.addTo(server);
-      if (options.reflection ?? true) addReflection(server, dispatcher.services.map((s) => s.definition.fullName));
+      if (options.reflection ?? true) await addReflection(server, dispatcher.services.map((s) => s.definition.fullName));
       return new Promise((resolve, reject) => {
         server.bindAsync(address, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, port) =>
           error ? reject(error) : resolve(port),
@@ -242,10 +243,6 @@ function limitHeaderListSize(server: grpc.Server, bytes: number): void {
 
 function toServiceError(error: RpcError): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
-  metadata.set(STATUS_DETAILS_KEY, toBuffer(encodeStatusDetails(error)));
+  metadata.set(STATUS_DETAILS_KEY, asBuffer(encodeStatusDetails(error)));
   return { code: error.code as number as grpc.status, details: error.message, metadata };
-}
-
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

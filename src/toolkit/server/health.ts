@@ -1,5 +1,14 @@
 import type * as grpc from "@grpc/grpc-js";
-import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import {
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  HealthDefinition,
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+  type HealthListRequest,
+  type HealthListResponse,
+} from "../../gen/grpc/health/v1/health.js";
+import { Code } from "../rpc/code.js";
+import { toGrpcJsDefinition } from "../rpc/grpc-js-definition.js";
 
 /** The grpc.health.v1 state of a server: overall ("") and per service. */
 export interface Health {
@@ -14,47 +23,51 @@ export interface Health {
   endWatches(): void;
 }
 
-/** Health for the given services, all SERVING to start with, served by grpc-health-check. */
+type Watch = grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>;
+
+/**
+ * Health for the given services, all SERVING to start with. Served in
+ * @grpc/grpc-js's handler shape, which both engines host, from our generated
+ * code: grpc-health-check would load its .proto with protobufjs, whose
+ * objects stay in the heap of every server (and raise its peak RSS).
+ */
 export function createHealth(serviceNames: readonly string[]): Health {
   const names = ["", ...serviceNames];
-  const statuses = new Map<string, ServingStatus>(names.map((name) => [name, "SERVING"]));
-  const implementation = new HealthImplementation(Object.fromEntries(statuses));
-  const watches = new Set<grpc.ServerWritableStream<unknown, unknown>>();
-  // grpc-health-check notifies watchers on every setStatus; the protocol
-  // sends a message only when the status changes.
+  const statuses = new Map<string, ServingStatus>(names.map((name) => [name, ServingStatus.SERVING]));
+  const watches = new Map<Watch, string>();
+  // The protocol sends a watcher a message only when its status changes.
   const setStatus = (name: string, status: ServingStatus): void => {
     if (statuses.get(name) === status) return;
     statuses.set(name, status);
-    implementation.setStatus(name, status);
+    for (const [call, watched] of watches) if (watched === name) call.write({ status });
   };
-  return {
-    addTo(server) {
-      implementation.addToServer({
-        addService: (definition, handlers) => server.addService(definition, trackWatches(handlers, watches)),
-      });
-    },
-    setServing: (service, serving) => setStatus(service, serving ? "SERVING" : "NOT_SERVING"),
-    setAllNotServing: () => names.forEach((name) => setStatus(name, "NOT_SERVING")),
-    endWatches() {
-      for (const call of watches) call.end();
-      watches.clear();
-    },
-  };
-}
 
-/** Wraps the Watch handler so the open streams are known. */
-function trackWatches(
-  handlers: grpc.UntypedServiceImplementation,
-  watches: Set<grpc.ServerWritableStream<unknown, unknown>>,
-): grpc.UntypedServiceImplementation {
-  const watch = handlers["watch"] as grpc.handleServerStreamingCall<unknown, unknown> | undefined;
-  if (watch === undefined) return handlers;
-  const tracked: grpc.handleServerStreamingCall<unknown, unknown> = (call) => {
-    watches.add(call);
+  const check: grpc.handleUnaryCall<HealthCheckRequest, HealthCheckResponse> = (call, callback) => {
+    const status = statuses.get(call.request.service);
+    if (status !== undefined) return callback(null, { status });
+    callback({ code: Code.NOT_FOUND as number, details: `the server has no health status for the service "${call.request.service}"` });
+  };
+  const list: grpc.handleUnaryCall<HealthListRequest, HealthListResponse> = (_call, callback) => {
+    callback(null, { statuses: Object.fromEntries([...statuses].map(([name, status]) => [name, { status }])) });
+  };
+  const watch: grpc.handleServerStreamingCall<HealthCheckRequest, HealthCheckResponse> = (call) => {
+    const name = call.request.service;
+    watches.set(call, name);
     const forget = (): void => void watches.delete(call);
     call.once("cancelled", forget);
     call.once("close", forget);
-    watch(call);
+    call.write({ status: statuses.get(name) ?? ServingStatus.SERVICE_UNKNOWN });
   };
-  return { ...handlers, watch: tracked as grpc.UntypedHandleCall };
+
+  return {
+    addTo(server) {
+      server.addService(toGrpcJsDefinition(HealthDefinition), { check, list, watch } as grpc.UntypedServiceImplementation);
+    },
+    setServing: (service, serving) => setStatus(service, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING),
+    setAllNotServing: () => names.forEach((name) => setStatus(name, ServingStatus.NOT_SERVING)),
+    endWatches() {
+      for (const call of watches.keys()) call.end();
+      watches.clear();
+    },
+  };
 }

@@ -7,9 +7,9 @@ import { formatPeer, frameMessage, MAX_TIMER_MS, parseGrpcTimeout } from "../../
 import { RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js";
 
 /**
- * Lets packages written for @grpc/grpc-js's `Server.addService` (the
- * grpc.health.v1 service of grpc-health-check, the reflection services of
- * @grpc/reflection) run on the node:http2 engine: it accepts their service
+ * Lets services written for @grpc/grpc-js's `Server.addService` (our
+ * grpc.health.v1 service, the reflection services of @grpc/reflection) run
+ * on the node:http2 engine: it accepts their service
  * definitions and implementations and serves all four call kinds with
  * call objects that have the members those packages use (request, metadata,
  * cancelled, getPeer/getDeadline/getPath, sendMetadata, write, end, async
@@ -19,6 +19,8 @@ import { RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js
  */
 export class GrpcJsServiceHost implements Pick<grpc.Server, "addService"> {
   private readonly methods = new Map<string, AdaptedMethod>();
+  /** Paths whose service is added on their first call, with the promise of adding it. */
+  private readonly deferred = new Map<string, () => Promise<void>>();
 
   constructor(private readonly maxReceiveMessageBytes: number) {}
 
@@ -32,15 +34,21 @@ export class GrpcJsServiceHost implements Pick<grpc.Server, "addService"> {
     }
   }
 
-  /** True when `path` is a method of an adapted service. */
-  serves(path: string): boolean {
-    return this.methods.has(path);
+  /**
+   * Serves `paths` from the service that `add` adds to this host, calling it
+   * on the first call to any of them: a package that only a few callers use
+   * (server reflection) is not loaded into every server at startup.
+   */
+  addOnFirstCall(paths: readonly string[], add: (host: this) => Promise<void>): void {
+    let adding: Promise<void> | undefined;
+    const addOnce = (): Promise<void> => (adding ??= add(this));
+    for (const path of paths) this.deferred.set(path, addOnce);
   }
 
   /** Serves one call of an adapted method; false when `path` is not one. */
   start(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string): boolean {
     const method = this.methods.get(path);
-    if (method === undefined) return false;
+    if (method === undefined) return this.startDeferred(stream, headers, path);
     const timeoutHeader = headers["grpc-timeout"];
     let timeoutMs: number | undefined;
     if (timeoutHeader !== undefined) {
@@ -55,6 +63,23 @@ export class GrpcJsServiceHost implements Pick<grpc.Server, "addService"> {
       return true;
     }
     new AdaptedCall(stream, headers, path, method, this.maxReceiveMessageBytes, timeoutMs);
+    return true;
+  }
+
+  /** Adds the service of a deferred path, then serves the call (its request waits in the stream). */
+  private startDeferred(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string): boolean {
+    const add = this.deferred.get(path);
+    if (add === undefined) return false;
+    add().then(
+      () => {
+        this.deferred.delete(path);
+        if (stream.destroyed || this.start(stream, headers, path)) return;
+        sendTrailersOnly(stream, statusHeaders(Code.INTERNAL, `adding the service of ${path} did not add it`));
+      },
+      (error: Error) => {
+        if (!stream.destroyed) sendTrailersOnly(stream, statusHeaders(Code.INTERNAL, `the service of ${path} could not start: ${error.message}`));
+      },
+    );
     return true;
   }
 }

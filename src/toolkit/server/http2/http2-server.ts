@@ -6,7 +6,7 @@ import { peerIdentityOf } from "../../tls/peer-identity.js";
 import { CappedCalls, checkMaxDeadline } from "../deadline-cap.js";
 import { type CallObserver, createDispatcher } from "../dispatcher.js";
 import { createHealth, type Health } from "../health.js";
-import { addReflection } from "../reflection.js";
+import { addReflection, REFLECTION_PATHS } from "../reflection.js";
 import type { GrpcJsService, RpcServer } from "../rpc-server.js";
 import type { ServerInterceptor } from "../server-interceptor.js";
 import { TUNNEL_PATH } from "../../wire/call-tunnel.js";
@@ -158,7 +158,8 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
     listen(address) {
       health = createHealth(dispatcher.services.map((s) => s.definition.fullName));
       health.addTo(adapted);
-      if (options.reflection ?? true) addReflection(adapted, dispatcher.services.map((s) => s.definition.fullName));
+      const names = dispatcher.services.map((s) => s.definition.fullName);
+      if (options.reflection ?? true) adapted.addOnFirstCall(REFLECTION_PATHS, (host) => addReflection(host, names));
       const { host, port } = parseAddress(address);
       return new Promise((resolve, reject) => {
         const onError = (error: Error): void => reject(error);
