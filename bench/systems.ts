@@ -64,11 +64,11 @@ async function start(context: StartContext, role: string, entry: string, args: (
 
 /**
  * V8 settings that trade CPU for a smaller peak RSS (docs/benchmarks.md,
- * "Peak RSS and the V8 heap"): semi-spaces of at most 4 MiB, and an old
+ * "Peak RSS and the V8 heap"): semi-spaces of at most 8 MiB, and an old
  * generation that may grow by 10 % between full collections instead of V8's
  * default factor.
  */
-export const SMALL_HEAP_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=10"];
+export const SMALL_HEAP_FLAGS: readonly string[] = ["--max-semi-space-size=8", "--heap-growing-percent=10"];
 
 function running(processes: ServerProcess[], portOf: (service: ServiceKind) => number): RunningSystem {
   const clients = new Map<number, CheckClient>();
