@@ -6,7 +6,7 @@ import { callLogger, createLogger } from "../../src/toolkit/log/logger.js";
 import { type CallContext, createCallContext } from "../../src/toolkit/rpc/call-context.js";
 import { Code } from "../../src/toolkit/rpc/code.js";
 import { RpcError } from "../../src/toolkit/rpc/rpc-error.js";
-import { createDispatcher } from "../../src/toolkit/server/dispatcher.js";
+import { type CallAnswer, createDispatcher, type Dispatcher, type Route } from "../../src/toolkit/server/dispatcher.js";
 import type { ServerInterceptor } from "../../src/toolkit/server/server-interceptor.js";
 import { defineService } from "../../src/toolkit/server/service-registration.js";
 import { createTracing } from "../../src/toolkit/telemetry/tracing.js";
@@ -253,4 +253,47 @@ describe("the dispatcher's error mapping and call count", () => {
     }
     assert.deepEqual(finished, [Code.NOT_FOUND, Code.PERMISSION_DENIED]);
   });
+
+  it("serve tells its answer what invoke would resolve or reject with: the response, the mapped error, a refusal while draining", async () => {
+    const finished: Code[] = [];
+    const observer = { observe: () => ({ started: () => 0, finished: (_started: number, code: Code) => void finished.push(code) }) };
+    for (const options of [{}, { observer }]) {
+      const dispatcher = createDispatcher({ logger: capturing().logger, ...options });
+      dispatcher.add(
+        defineService(
+          UserServiceDefinition,
+          {
+            getUser: async (request) => {
+              if (request.userId === "missing") throw new Error("not here");
+              return { name: "n", email: "e", userId: request.userId };
+            },
+            createUser: async () => ({ name: "", email: "", userId: "" }),
+          },
+          { mapError: () => new RpcError(Code.NOT_FOUND, "no such user") },
+        ),
+      );
+      const route = dispatcher.route("/service.UserService/GetUser");
+      assert.ok(route);
+      const answered = served(dispatcher, route, { userId: "u1" });
+      assert.equal(dispatcher.inFlight, 1);
+      assert.deepEqual(await answered, { succeeded: { name: "n", email: "e", userId: "u1" } });
+      const failed = await served(dispatcher, route, { userId: "missing" });
+      assert.ok(failed.failed instanceof RpcError);
+      assert.equal(failed.failed.code, Code.NOT_FOUND);
+      assert.equal(failed.failed.message, "no such user");
+      assert.equal(dispatcher.inFlight, 0);
+      dispatcher.draining = true;
+      const refused = await served(dispatcher, route, { userId: "u1" });
+      assert.equal(refused.failed?.code, Code.UNAVAILABLE);
+    }
+    assert.deepEqual(finished, [Code.OK, Code.NOT_FOUND]);
+  });
 });
+
+/** How `dispatcher.serve` answered one call. */
+function served(dispatcher: Dispatcher, route: Route, request: unknown): Promise<{ succeeded?: unknown; failed?: RpcError }> {
+  return new Promise((resolve) => {
+    const answer: CallAnswer = { succeed: (response) => resolve({ succeeded: response }), fail: (error) => resolve({ failed: error }) };
+    dispatcher.serve(route, request, context(), answer);
+  });
+}

@@ -25,5 +25,7 @@ export function asInProcessCaller(dispatcher: Dispatcher, identity: string): Dis
     add: (registration) => dispatcher.add(registration),
     route: (path) => dispatcher.route(path),
     invoke: (route, request, context) => dispatcher.invoke(route, request, deriveCallContext(context, { peerIdentity: identity })),
+    serve: (route, request, context, answer) =>
+      dispatcher.serve(route, request, deriveCallContext(context, { peerIdentity: identity }), answer),
   };
 }

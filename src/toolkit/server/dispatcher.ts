@@ -28,10 +28,23 @@ export interface Dispatcher {
   readonly services: readonly ServiceRegistration[];
   /** Runs the call; rejects only with the RpcError to send to the caller. */
   invoke(route: Route, request: unknown, context: CallContext): Promise<unknown>;
+  /**
+   * `invoke` for a caller that only wants to be told how the call ended: no
+   * promise of its own to chain on, so a call costs one promise and one
+   * microtask turn fewer (the network engines' hot path).
+   */
+  serve(route: Route, request: unknown, context: CallContext, answer: CallAnswer): void;
   /** While true, new calls are refused with UNAVAILABLE. */
   draining: boolean;
   /** Calls invoked and not yet answered, over every route (load shedding reads it). */
   readonly inFlight: number;
+}
+
+/** What `Dispatcher.serve` tells of a call's end: exactly one of the two, once. */
+export interface CallAnswer {
+  succeed(response: unknown): void;
+  /** With the RpcError to send to the caller. */
+  fail(error: RpcError): void;
 }
 
 /** Told when each call starts and how it ends (the status its caller gets), around all the interceptors. */
@@ -150,13 +163,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       return inFlight;
     },
     invoke(route, request, context) {
-      if (dispatcher.draining) {
-        return Promise.reject(new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance"));
-      }
       const entry = chains.get(route);
-      if (entry === undefined) {
-        return Promise.reject(new RpcError(Code.UNIMPLEMENTED, `${route.service.fullName}/${route.method.name} is not implemented here`));
-      }
+      if (entry === undefined || dispatcher.draining) return Promise.reject(refusal(route));
       const { chain, observer } = entry;
       const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
       const started = observer === undefined ? 0 : observer.started();
@@ -175,7 +183,34 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         },
       );
     },
+    serve(route, request, context, answer) {
+      const entry = chains.get(route);
+      if (entry === undefined || dispatcher.draining) return answer.fail(refusal(route));
+      const { chain, observer } = entry;
+      const call: ServerCall = { service: route.service.fullName, method: route.method.name, request, context };
+      const started = observer === undefined ? 0 : observer.started();
+      inFlight++;
+      applyAsPromise(chain, call, undefined).then(
+        (response) => {
+          inFlight--;
+          observer?.finished(started, Code.OK);
+          answer.succeed(response);
+        },
+        (error: unknown) => {
+          inFlight--;
+          const callerError = toCallerError(error);
+          observer?.finished(started, callerError.code);
+          logUnexpected(error, route, undefined);
+          answer.fail(callerError);
+        },
+      );
+    },
   };
+  // Why a call is not run: the server drains, or nothing serves the route.
+  const refusal = (route: Route): RpcError =>
+    dispatcher.draining
+      ? new RpcError(Code.UNAVAILABLE, "the server is shutting down; retry on another instance")
+      : new RpcError(Code.UNIMPLEMENTED, `${route.service.fullName}/${route.method.name} is not implemented here`);
   return dispatcher;
 }
 

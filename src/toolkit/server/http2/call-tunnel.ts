@@ -6,7 +6,7 @@ import { ENVELOPE_BYTES, FrameBatch, headerListBytes, MAX_CALLS_HEADER, MAX_RESP
 import { MessageReader } from "../../wire/message-reader.js";
 import { encodeFrame, encodeMessage, MAX_TIMER_MS } from "../../wire/protocol.js";
 import { cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
-import type { Route } from "../dispatcher.js";
+import type { CallAnswer, Route } from "../dispatcher.js";
 import { engineError, errorHeaders, errorTrailers, RESPONSE_HEADERS } from "./response.js";
 import { callerGone, type CallEnvironment, type ConnectionFacts, StreamCallContext } from "./unary-call.js";
 
@@ -199,7 +199,7 @@ function failure(callId: number, error: RpcError, unprocessed: boolean): OpenRes
 const EMPTY = Buffer.alloc(0);
 
 /** One call carried by a tunnel. */
-class TunneledCall {
+class TunneledCall implements CallAnswer {
   private readonly context: StreamCallContext;
   private timer: NodeJS.Timeout | undefined;
   private capMs: number | undefined;
@@ -234,10 +234,7 @@ class TunneledCall {
       this.fail(new RpcError(Code.INVALID_ARGUMENT, `the request body is not a valid ${service.name}.${method.name} request`, { reason: "MALFORMED_REQUEST", cause }));
       return;
     }
-    this.tunnel.environment.dispatcher.invoke(this.route, request, this.context).then(
-      (response) => this.succeed(response),
-      (error: RpcError) => this.fail(error),
-    );
+    this.tunnel.environment.dispatcher.serve(this.route, request, this.context, this);
   }
 
   /** The client stopped waiting, or the tunnel is gone: the handler learns it; nobody hears an answer. */
@@ -256,7 +253,8 @@ class TunneledCall {
     this.context.abort(error);
   }
 
-  private succeed(response: unknown): void {
+  /** The handler's response: sends it, unless the call already ended. */
+  succeed(response: unknown): void {
     if (this.done) return;
     let message: Buffer;
     try {
@@ -269,7 +267,8 @@ class TunneledCall {
     this.tunnel.answer(this, { callId: this.id, code: Code.OK, statusMessage: "", message, trailers: {}, unprocessed: false });
   }
 
-  private fail(error: RpcError): void {
+  /** Answers `error`, unless the call already ended. */
+  fail(error: RpcError): void {
     if (this.done) return;
     this.finish();
     this.tunnel.answer(this, failure(this.id, error, false));

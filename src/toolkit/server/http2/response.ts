@@ -12,6 +12,8 @@ const { NGHTTP2_NO_ERROR } = constants;
 // several times slower on a frozen object.
 export const RESPONSE_HEADERS: OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
 const OK_TRAILERS: OutgoingHttpHeaders = { "grpc-status": "0" };
+/** `respond()`'s options when trailers follow the message; shared, as node:http2 copies them. */
+export const WITH_TRAILERS = { waitForTrailers: true } as const;
 
 /** `wantTrailers` listener of a call that ends OK; `this` is the stream. */
 export function sendOkTrailers(this: ServerHttp2Stream): void {

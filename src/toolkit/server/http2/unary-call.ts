@@ -5,10 +5,10 @@ import type { Metadata } from "../../rpc/metadata.js";
 import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
 import { type CappedCalls, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
-import type { Dispatcher, Route } from "../dispatcher.js";
+import type { CallAnswer, Dispatcher, Route } from "../dispatcher.js";
 import { MessageReader } from "../../wire/message-reader.js";
 import { encodeFrame, MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "../../wire/protocol.js";
-import { engineError, RESPONSE_HEADERS, sendError, sendOkTrailers } from "./response.js";
+import { engineError, RESPONSE_HEADERS, sendError, sendOkTrailers, WITH_TRAILERS } from "./response.js";
 
 /** What every call on one server shares. */
 export interface CallEnvironment {
@@ -45,7 +45,7 @@ const enum State {
  * answers with headers, one message and the trailers, or with a trailers-only
  * error.
  */
-export class UnaryCall {
+export class UnaryCall implements CallAnswer {
   /** The handler's CallContext; also what aborts it. */
   readonly context: StreamCallContext;
   private state = State.Reading;
@@ -146,10 +146,7 @@ export class UnaryCall {
     }
     this.state = State.Running;
     this.request = undefined;
-    this.environment.dispatcher.invoke(this.route, request, this.context).then(
-      (response) => this.succeed(response),
-      (error: RpcError) => this.fail(error),
-    );
+    this.environment.dispatcher.serve(this.route, request, this.context, this);
   }
 
   /**
@@ -172,7 +169,8 @@ export class UnaryCall {
     this.context.abort(error);
   }
 
-  private succeed(response: unknown): void {
+  /** The handler's response: sends it, unless the call already ended. */
+  succeed(response: unknown): void {
     if (this.state === State.Done) return;
     let frame: Buffer;
     try {
@@ -184,8 +182,9 @@ export class UnaryCall {
     const stream = this.stream;
     if (stream.destroyed) return;
     try {
-      stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-      stream.once("wantTrailers", sendOkTrailers);
+      stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
+      // `on`, not `once`: the event comes once per stream anyway, and `once` wraps the listener anew for each call.
+      stream.on("wantTrailers", sendOkTrailers);
       stream.end(frame);
     } catch {
       // The stream closed under us (the client reset it): nobody is left to answer.
@@ -193,7 +192,8 @@ export class UnaryCall {
     }
   }
 
-  private fail(error: RpcError): void {
+  /** Answers `error`, unless the call already ended. */
+  fail(error: RpcError): void {
     if (this.state === State.Done) return;
     this.finish();
     sendError(this.stream, error);
