@@ -111,9 +111,13 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       "call answered UNAVAILABLE: something the service needs is unavailable",
     );
   };
-  const fail = (error: unknown, route: Route): never => {
+  // What the caller of a failed call hears, logged if unexpected.
+  const callerErrorOf = (error: unknown, route: Route): RpcError => {
     logUnexpected(error, route, undefined);
-    throw toCallerError(error);
+    return toCallerError(error);
+  };
+  const fail = (error: unknown, route: Route): never => {
+    throw callerErrorOf(error, route);
   };
   // The service's own error translation runs here, in the one catch every
   // call has anyway, rather than as a wrapper with a promise of its own.
@@ -198,9 +202,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
         },
         (error: unknown) => {
           inFlight--;
-          const callerError = toCallerError(error);
+          const callerError = callerErrorOf(error, route);
           observer?.finished(started, callerError.code);
-          logUnexpected(error, route, undefined);
           answer.fail(callerError);
         },
       );

@@ -130,9 +130,10 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       server.addService(grpcDefinition as grpc.ServiceDefinition, implementation);
     },
     async listen(address) {
-      health = createHealth(dispatcher.services.map((s) => s.definition.fullName));
+      const names = dispatcher.services.map((s) => s.definition.fullName);
+      health = createHealth(names);
       health.addTo(server);
-      if (options.reflection ?? true) await addReflection(server, dispatcher.services.map((s) => s.definition.fullName));
+      if (options.reflection ?? true) await addReflection(server, names);
       return new Promise((resolve, reject) => {
         server.bindAsync(address, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, port) =>
           error ? reject(error) : resolve(port),

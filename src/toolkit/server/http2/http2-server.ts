@@ -156,9 +156,9 @@ export function createHttp2RpcServer(options: Http2RpcServerOptions): RpcServer 
       dispatcher.add(registration);
     },
     listen(address) {
-      health = createHealth(dispatcher.services.map((s) => s.definition.fullName));
-      health.addTo(adapted);
       const names = dispatcher.services.map((s) => s.definition.fullName);
+      health = createHealth(names);
+      health.addTo(adapted);
       if (options.reflection ?? true) adapted.addOnFirstCall(REFLECTION_PATHS, (host) => addReflection(host, names));
       const { host, port } = parseAddress(address);
       return new Promise((resolve, reject) => {
