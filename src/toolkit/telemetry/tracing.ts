@@ -195,10 +195,11 @@ export function serverTracingInterceptor(tracer: Tracer, ratio: number): ServerI
       result,
       () => {
         // A handler that ignored its signal and answered after its caller had
-        // stopped waiting (deadline, cancellation): the span says what the caller saw.
+        // stopped waiting (deadline, cancellation): the span says what the caller
+        // saw, an error by the same rule as a failed call (not for a cancellation).
         const gone = call.context.abortReason;
         if (gone instanceof RpcError) {
-          endSpan(span, gone.code, `answered after the caller stopped waiting (${gone.message})`, true);
+          endSpan(span, gone.code, `answered after the caller stopped waiting (${gone.message})`, SERVER_ERRORS.has(gone.code));
         } else {
           endSpan(span, Code.OK, undefined, false);
         }
