@@ -57,18 +57,29 @@ function serveArgs(port: number, extra: readonly string[]): string[] {
   return ["serve", "--port", String(port), "--host", "127.0.0.1", "--log-level", "warn", ...extra];
 }
 
-async function start(context: StartContext, role: string, entry: string, args: (port: number) => string[], v8Flags: readonly string[] = []): Promise<ServerProcess> {
+async function start(context: StartContext, role: string, entry: string, args: (port: number) => string[], v8Flags: readonly string[] = COMMAND_NODE_FLAGS): Promise<ServerProcess> {
   const port = await freePort();
   return startServerProcess({ role, port, cpu: context.cpu, cwd: context.repo, nodeArgs: [...v8Flags, ...context.runtime.nodeArgs(entry), ...args(port)] });
 }
 
 /**
- * V8 settings that trade CPU for a smaller peak RSS (docs/benchmarks.md,
- * "Peak RSS and the V8 heap"): semi-spaces of at most 8 MiB, and an old
- * generation that may grow by 10 % between full collections instead of V8's
- * default factor.
+ * The node flags the `switchyard` command runs with: those of its shebang
+ * (src/cli/main.ts), semi-spaces of at most 8 MiB and an old generation that
+ * grows by 10 % between full collections, which keep peak RSS within the
+ * target (docs/benchmarks.md, "Peak RSS and the V8 heap"). Read from the file
+ * so that the benchmark measures what users run.
  */
-export const SMALL_HEAP_FLAGS: readonly string[] = ["--max-semi-space-size=8", "--heap-growing-percent=10"];
+export const COMMAND_NODE_FLAGS: readonly string[] = commandNodeFlags();
+
+function commandNodeFlags(): string[] {
+  const shebang = readFileSync(new URL("../src/cli/main.ts", import.meta.url), "utf8").split("\n", 1)[0] ?? "";
+  const match = /^#!\/usr\/bin\/env -S node((?: --[\w-]+=\S+)*)$/.exec(shebang);
+  if (match === null) throw new Error(`src/cli/main.ts: unexpected shebang "${shebang}"`);
+  return (match[1] ?? "").trim().split(" ").filter(Boolean);
+}
+
+/** No flags at all: V8's own heap sizing, tuned for throughput (the opt-out, `npm run start:large-heap`). */
+const V8_DEFAULTS: readonly string[] = [];
 
 function running(processes: ServerProcess[], portOf: (service: ServiceKind) => number): RunningSystem {
   const clients = new Map<number, CheckClient>();
@@ -107,12 +118,12 @@ const STORE_DESCRIPTION: Readonly<Record<Store, string>> = {
 };
 
 /** Switchyard with both services in one process, on SQLite, PostgreSQL or in memory. */
-function switchyardSingle(store: Store, engine: Engine = "http2", v8Flags: readonly string[] = []): SystemConfig {
-  const small = v8Flags === SMALL_HEAP_FLAGS;
+function switchyardSingle(store: Store, engine: Engine = "http2", v8Flags: readonly string[] = COMMAND_NODE_FLAGS): SystemConfig {
+  const large = v8Flags === V8_DEFAULTS;
   return {
-    name: `switchyard-${store}${engineSuffix(engine)}${small ? "-small-heap" : ""}`,
-    label: `switchyard ${STORE_LABEL[store]}${engineLabel(engine)}${small ? ", small heap" : ""}`,
-    description: `${v8Flags.length === 0 ? "" : `node ${v8Flags.join(" ")} `}switchyard serve --engine ${engine}: both services in one process, ${STORE_DESCRIPTION[store]}; OrderService reaches UserService through the in-process transport.`,
+    name: `switchyard-${store}${engineSuffix(engine)}${large ? "-large-heap" : ""}`,
+    label: `switchyard ${STORE_LABEL[store]}${engineLabel(engine)}${large ? ", large heap" : ""}`,
+    description: `node ${v8Flags.length === 0 ? "(V8's heap defaults) " : `${v8Flags.join(" ")} `}switchyard serve --engine ${engine}: both services in one process, ${STORE_DESCRIPTION[store]}; OrderService reaches UserService through the in-process transport.`,
     needsPostgres: store === "postgres",
     expected: V1_RESPONSES,
     async start(context) {
@@ -306,7 +317,7 @@ const bareHttp2: SystemConfig = {
   needsPostgres: false,
   expected: V1_RESPONSES,
   async start(context) {
-    const server = await start(context, "server", "bench/baselines/bare-http2.ts", (port) => ["--port", String(port)]);
+    const server = await start(context, "server", "bench/baselines/bare-http2.ts", (port) => ["--port", String(port)], V8_DEFAULTS);
     return running([server], () => server.port);
   },
 };
@@ -321,7 +332,7 @@ const naiveGrpcJs: SystemConfig = {
   expected: SEED_RESPONSES,
   async start(context) {
     const proto = path.join(context.repo, "contracts/seed/service.proto");
-    const server = await start(context, "server", "bench/baselines/naive-grpc-js.ts", (port) => ["--port", String(port), "--proto", proto]);
+    const server = await start(context, "server", "bench/baselines/naive-grpc-js.ts", (port) => ["--port", String(port), "--proto", proto], V8_DEFAULTS);
     const system = running([server], () => server.port);
     await system.clientFor("order").createOrder();
     return system;
@@ -345,7 +356,7 @@ export const SYSTEM_CONFIGS: readonly SystemConfig[] = [
   switchyardSplit("sqlite", "http2", "streams"),
   switchyardTelemetry("memory"),
   switchyardTelemetry("sqlite"),
-  switchyardSingle("memory", "http2", SMALL_HEAP_FLAGS),
+  switchyardSingle("memory", "http2", V8_DEFAULTS),
 ];
 
 /**
