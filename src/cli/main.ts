@@ -1,7 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=8 --heap-growing-percent=10
-// The V8 settings above keep a server under heavy load within 100 MB of RSS
-// for a few per cent of throughput (README, "Memory and V8's heap"). The
-// semi-space size can only be set as the process starts, hence the shebang.
+// The V8 settings above keep a server under heavy load within 100 MB of RSS,
+// at a throughput cost measured in docs/benchmarks.md (README, "Memory and
+// V8's heap"). The semi-space size can only be set as the process starts,
+// hence the shebang; the bench reads the flags from this line.
 import { Command } from "commander";
 import { createRequire } from "node:module";
 import { addCallCommand } from "./call-command.js";
