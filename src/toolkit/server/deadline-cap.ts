@@ -40,6 +40,14 @@ export interface Cappable {
   expired(): void;
 }
 
+/** A capped call's place in CappedCalls, kept by the call to take itself out. */
+export interface CapEntry {
+  readonly call: Cappable;
+  readonly deadline: number;
+  previous: CapEntry | undefined;
+  next: CapEntry | undefined;
+}
+
 /**
  * The calls in flight that run under the server's cap rather than a deadline
  * of their own, ended by one shared timer. Most clients send no deadline, so
@@ -47,10 +55,16 @@ export interface Cappable {
  * it answers within microseconds) cost about 3 µs of a one-stream call. A
  * capped call ends between its deadline and one sweep later; sweeps come
  * every twentieth of the cap (at most a second, at least 5 ms apart).
+ *
+ * A linked list, not a Map: every call has the same cap, so appending keeps
+ * deadline order, and taking a call out allocates nothing. A Map churned by a
+ * call's add and delete rehashes into new tables, and a stale table already
+ * in old space keeps the calls it held alive through every scavenge until
+ * the next full GC: they and their streams got promoted.
  */
 export class CappedCalls {
-  /** Deadline by call, in the order they started: every call has the same cap, so that is deadline order. */
-  private readonly calls = new Map<Cappable, number>();
+  private first: CapEntry | undefined;
+  private last: CapEntry | undefined;
   private readonly sweepEveryMs: number;
   private timer: NodeJS.Timeout | undefined;
 
@@ -58,27 +72,39 @@ export class CappedCalls {
     this.sweepEveryMs = Math.min(1_000, Math.max(5, Math.round(capMs / 20)));
   }
 
-  add(call: Cappable, deadline: number): void {
-    this.calls.set(call, deadline);
+  add(call: Cappable, deadline: number): CapEntry {
+    const entry: CapEntry = { call, deadline, previous: this.last, next: undefined };
+    if (this.last === undefined) this.first = entry;
+    else this.last.next = entry;
+    this.last = entry;
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.sweep(), this.sweepEveryMs);
       // Calls in flight keep the process alive by their sockets, not by this.
       this.timer.unref();
     }
+    return entry;
   }
 
-  delete(call: Cappable): void {
-    this.calls.delete(call);
+  /** Takes out an entry `add` returned, unless it is out already (swept). */
+  delete(entry: CapEntry): void {
+    const { previous, next } = entry;
+    if (previous === undefined && this.first !== entry) return;
+    if (previous === undefined) this.first = next;
+    else previous.next = next;
+    if (next === undefined) this.last = previous;
+    else next.previous = previous;
+    entry.previous = entry.next = undefined;
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const [call, deadline] of this.calls) {
-      if (deadline > now) break;
-      this.calls.delete(call);
-      call.expired();
+    let entry = this.first;
+    while (entry !== undefined && entry.deadline <= now) {
+      this.delete(entry);
+      entry.call.expired();
+      entry = this.first;
     }
-    if (this.calls.size === 0) {
+    if (this.first === undefined) {
       clearInterval(this.timer);
       this.timer = undefined;
     }

@@ -5,7 +5,7 @@ import { RpcError } from "../../rpc/rpc-error.js";
 import { ENVELOPE_BYTES, FrameBatch, headerListBytes, MAX_CALLS_HEADER, MAX_RESPONSE_HEADER } from "../../wire/call-tunnel.js";
 import { MessageReader } from "../../wire/message-reader.js";
 import { encodeFrame, encodeMessage, MAX_TIMER_MS } from "../../wire/protocol.js";
-import { cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
+import { type CapEntry, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { CallAnswer, Route } from "../dispatcher.js";
 import { engineError, errorHeaders, errorTrailers, RESPONSE_HEADERS } from "./response.js";
 import { callerGone, type CallEnvironment, type ConnectionFacts, StreamCallContext } from "./unary-call.js";
@@ -203,6 +203,7 @@ class TunneledCall implements CallAnswer {
   private readonly context: StreamCallContext;
   private timer: NodeJS.Timeout | undefined;
   private capMs: number | undefined;
+  private capEntry: CapEntry | undefined;
   private done = false;
 
   constructor(
@@ -219,7 +220,7 @@ class TunneledCall implements CallAnswer {
     this.context = new StreamCallContext(request.metadata, request.method, deadline, connection);
     if (capped && deadline !== undefined) {
       this.capMs = timeoutMs;
-      environment.cappedCalls?.add(this, deadline);
+      this.capEntry = environment.cappedCalls?.add(this, deadline);
     } else if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
       this.timer = setTimeout(expire, timeoutMs, this);
     }
@@ -277,7 +278,7 @@ class TunneledCall implements CallAnswer {
   private finish(): void {
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.capMs !== undefined) this.tunnel.environment.cappedCalls?.delete(this);
+    if (this.capEntry !== undefined) this.tunnel.environment.cappedCalls?.delete(this.capEntry);
   }
 }
 

@@ -4,7 +4,7 @@ import { CancellationSource } from "../../rpc/cancellation.js";
 import type { Metadata } from "../../rpc/metadata.js";
 import { Code } from "../../rpc/code.js";
 import { RpcError } from "../../rpc/rpc-error.js";
-import { type CappedCalls, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
+import { type CapEntry, type CappedCalls, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { CallAnswer, Dispatcher, Route } from "../dispatcher.js";
 import { MessageReader } from "../../wire/message-reader.js";
 import { encodeFrame, MAX_TIMER_MS, metadataFromHeaders, parseGrpcTimeout } from "../../wire/protocol.js";
@@ -53,6 +53,7 @@ export class UnaryCall implements CallAnswer {
   private messages = 0;
   private reader: MessageReader | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private capEntry: CapEntry | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -88,7 +89,7 @@ export class UnaryCall implements CallAnswer {
     stream.on("close", onClose);
     stream.on("error", ignore);
     if (capped && deadline !== undefined) {
-      environment.cappedCalls?.add(call, deadline);
+      call.capEntry = environment.cappedCalls?.add(call, deadline);
     } else if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
       call.timer = setTimeout(onDeadline, timeoutMs, call);
     }
@@ -203,7 +204,7 @@ export class UnaryCall implements CallAnswer {
     this.state = State.Done;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.capMs !== undefined) this.environment.cappedCalls?.delete(this);
+    if (this.capEntry !== undefined) this.environment.cappedCalls?.delete(this.capEntry);
   }
 }
 
