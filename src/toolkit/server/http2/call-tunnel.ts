@@ -7,7 +7,7 @@ import { MessageReader } from "../../wire/message-reader.js";
 import { encodeFrame, encodeMessage, MAX_TIMER_MS } from "../../wire/protocol.js";
 import { type CapEntry, cappedTimeout, maxDeadlineExceeded } from "../deadline-cap.js";
 import type { CallAnswer, Route } from "../dispatcher.js";
-import { engineError, errorHeaders, errorTrailers, RESPONSE_HEADERS } from "./response.js";
+import { engineError, errorHeaders, errorTrailers, RESPONSE_HEADERS, WITH_TRAILERS } from "./response.js";
 import { callerGone, type CallEnvironment, type ConnectionFacts, StreamCallContext } from "./unary-call.js";
 
 /**
@@ -52,7 +52,7 @@ export class ServedTunnel {
     this.reader = new MessageReader(environment.maxReceiveMessageBytes + ENVELOPE_BYTES, typeof encoding === "string" ? encoding : undefined, (frame) =>
       this.received(frame),
     );
-    stream.respond({ ...RESPONSE_HEADERS, [MAX_CALLS_HEADER]: String(MAX_CALLS) }, { waitForTrailers: true });
+    stream.respond({ ...RESPONSE_HEADERS, [MAX_CALLS_HEADER]: String(MAX_CALLS) }, WITH_TRAILERS);
     stream.once("wantTrailers", () => this.sendTrailers());
     stream.on("data", (chunk: Buffer) => {
       // Once ended, what the client still sends is dropped: the end promised those calls were not run.

@@ -4,7 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Code, isCode } from "../../rpc/code.js";
 import { MessageReader, ProtocolError } from "../../wire/message-reader.js";
 import { formatPeer, frameMessage, MAX_TIMER_MS, parseGrpcTimeout } from "../../wire/protocol.js";
-import { RESPONSE_HEADERS, sendTrailersOnly, statusHeaders } from "./response.js";
+import { RESPONSE_HEADERS, sendTrailersOnly, statusHeaders, WITH_TRAILERS } from "./response.js";
 
 /**
  * Lets services written for @grpc/grpc-js's `Server.addService` (our
@@ -322,7 +322,7 @@ export class AdaptedCall extends EventEmitter {
   private sendHeaders(extra?: OutgoingHttpHeaders): void {
     if (this.stream.headersSent || this.stream.destroyed) return;
     try {
-      this.stream.respond(extra === undefined ? RESPONSE_HEADERS : { ...extra, ...RESPONSE_HEADERS }, { waitForTrailers: true });
+      this.stream.respond(extra === undefined ? RESPONSE_HEADERS : { ...extra, ...RESPONSE_HEADERS }, WITH_TRAILERS);
     } catch {
       // The stream closed under us: the close handler reports the cancellation.
       this.stream.destroy();

@@ -12,8 +12,13 @@ const { NGHTTP2_NO_ERROR } = constants;
 // several times slower on a frozen object.
 export const RESPONSE_HEADERS: OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
 const OK_TRAILERS: OutgoingHttpHeaders = { "grpc-status": "0" };
-/** `respond()`'s options when trailers follow the message; shared, as node:http2 copies them. */
-export const WITH_TRAILERS = { waitForTrailers: true } as const;
+// `respond()`'s options, shared, as node:http2 copies them. No Date header:
+// gRPC has no use for it (grpc-go sends none), and node:http2 would add,
+// encode and send one on every response.
+/** When trailers follow the message. */
+export const WITH_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
+/** When the headers are the whole response. */
+const HEADERS_ONLY = { endStream: true, sendDate: false } as const;
 
 /** `wantTrailers` listener of a call that ends OK; `this` is the stream. */
 export function sendOkTrailers(this: ServerHttp2Stream): void {
@@ -48,7 +53,7 @@ export function errorTrailers(error: RpcError): Record<string, string> {
 export function sendTrailersOnly(stream: ServerHttp2Stream, status: OutgoingHttpHeaders): void {
   if (stream.destroyed || stream.headersSent) return;
   try {
-    stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, { endStream: true });
+    stream.respond({ ":status": 200, "content-type": "application/grpc", ...status }, HEADERS_ONLY);
     stopReading(stream);
   } catch {
     // The stream closed under us (the client reset it): nobody is left to answer.
@@ -75,7 +80,7 @@ export function sendError(stream: ServerHttp2Stream, error: RpcError): void {
 export function sendHttpError(stream: ServerHttp2Stream, status: number, headers: OutgoingHttpHeaders = {}): void {
   if (stream.destroyed || stream.headersSent) return;
   try {
-    stream.respond({ ":status": status, ...headers }, { endStream: true });
+    stream.respond({ ":status": status, ...headers }, HEADERS_ONLY);
     stopReading(stream);
   } catch {
     stream.destroy();
