@@ -86,7 +86,9 @@ export class UnaryCall implements CallAnswer {
     (stream as StreamWithCall)[CALL] = call;
     stream.on("data", onData);
     stream.on("end", onEnd);
-    stream.on("close", onClose);
+    // `aborted`, not `close`: node:http2 emits it only when the stream closes
+    // before the response is complete, so a call that ends well runs no listener for it.
+    stream.on("aborted", onAborted);
     stream.on("error", ignore);
     if (capped && deadline !== undefined) {
       call.capEntry = environment.cappedCalls?.add(call, deadline);
@@ -151,11 +153,11 @@ export class UnaryCall implements CallAnswer {
   }
 
   /**
-   * The stream closed: when the call had not finished, the client cancelled
-   * it (RST_STREAM or connection loss). Past the deadline, that is the
+   * The stream closed before the response was complete: the client cancelled
+   * the call (RST_STREAM or connection loss). Past the deadline, that is the
    * client's own deadline timer racing ours, and the handler learns the cause.
    */
-  closed(): void {
+  aborted(): void {
     if (this.state === State.Done) return;
     this.finish();
     this.context.abort(callerGone(this.context.deadline));
@@ -202,6 +204,9 @@ export class UnaryCall implements CallAnswer {
 
   private finish(): void {
     this.state = State.Done;
+    // Events after the end are ignored, and the stream, which node:http2 may
+    // keep a while after it closes, holds the call no longer.
+    (this.stream as StreamWithCall)[CALL] = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.capEntry !== undefined) this.environment.cappedCalls?.delete(this.capEntry);
@@ -216,10 +221,8 @@ function onEnd(this: StreamWithCall): void {
   this[CALL]?.end();
 }
 
-function onClose(this: StreamWithCall): void {
-  const call = this[CALL];
-  this[CALL] = undefined;
-  call?.closed();
+function onAborted(this: StreamWithCall): void {
+  this[CALL]?.aborted();
 }
 
 function onDeadline(call: UnaryCall): void {
