@@ -27,6 +27,8 @@ export interface H2loadOptions {
   readonly durationSeconds: number;
   /** Seconds of load before measuring starts (--warm-up-time). */
   readonly warmUpSeconds: number;
+  /** Send exactly this many requests (-n) instead of loading for a duration: durationSeconds and warmUpSeconds are then ignored. */
+  readonly requests?: number;
   /** Where h2load writes one line per measured request; percentiles come from it. */
   readonly logFile: string;
   /** CPU list for `taskset -c`, e.g. "1". */
@@ -63,10 +65,9 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     `-c${options.shape.connections}`,
     `-m${options.shape.streamsPerConnection}`,
     "-t1",
-    "-D",
-    String(options.durationSeconds),
-    "--warm-up-time",
-    String(options.warmUpSeconds),
+    ...(options.requests === undefined
+      ? ["-D", String(options.durationSeconds), "--warm-up-time", String(options.warmUpSeconds)]
+      : ["-n", String(options.requests)]),
     "-d",
     options.bodyFile,
     "-H",

@@ -22,6 +22,8 @@ export interface ServerProcessOptions {
   readonly cwd: string;
   /** How long to wait for the port to accept connections. Default 30 s. */
   readonly readyTimeoutMs?: number;
+  /** argv that runs node under a tool, e.g. valgrind's; the pid is then the tool's, which execs in place. Default none. */
+  readonly launcher?: readonly string[];
 }
 
 /**
@@ -30,7 +32,7 @@ export interface ServerProcessOptions {
  * /proc/<pid> describes the server.
  */
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
-  const child = spawn("taskset", ["-c", options.cpu, process.execPath, ...options.nodeArgs], {
+  const child = spawn("taskset", ["-c", options.cpu, ...(options.launcher ?? []), process.execPath, ...options.nodeArgs], {
     cwd: options.cwd,
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -12,6 +12,10 @@ import { freePort, type ServerProcess, startServerProcess } from "./server-proce
 export interface Runtime {
   /** argv after `node` for an entry point given relative to the repository, e.g. "src/cli/main.ts". */
   nodeArgs(entry: string): string[];
+  /** Runs each server's node under a tool (ServerProcessOptions.launcher). Default none. */
+  readonly launcher?: readonly string[];
+  /** How long a server may take to listen. Default 30 s. */
+  readonly readyTimeoutMs?: number;
 }
 
 /** Everything a configuration needs to start. */
@@ -59,7 +63,16 @@ function serveArgs(port: number, extra: readonly string[]): string[] {
 
 async function start(context: StartContext, role: string, entry: string, args: (port: number) => string[], v8Flags: readonly string[] = COMMAND_NODE_FLAGS): Promise<ServerProcess> {
   const port = await freePort();
-  return startServerProcess({ role, port, cpu: context.cpu, cwd: context.repo, nodeArgs: [...v8Flags, ...context.runtime.nodeArgs(entry), ...args(port)] });
+  const { runtime } = context;
+  return startServerProcess({
+    role,
+    port,
+    cpu: context.cpu,
+    cwd: context.repo,
+    nodeArgs: [...v8Flags, ...runtime.nodeArgs(entry), ...args(port)],
+    ...(runtime.launcher === undefined ? {} : { launcher: runtime.launcher }),
+    ...(runtime.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: runtime.readyTimeoutMs }),
+  });
 }
 
 /**
