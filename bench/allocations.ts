@@ -16,10 +16,11 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { compiledRuntime } from "./build.js";
-import { BENCH_METHODS, type BenchMethod, METHOD_SPECS } from "./fixtures.js";
+import { METHOD_SPECS } from "./fixtures.js";
 import { grpcFrame } from "./grpc-frame.js";
 import { LOAD_SHAPES, runH2load } from "./h2load.js";
-import { type Runtime, SYSTEM_CONFIGS } from "./systems.js";
+import { pickConfigs, pickMethods } from "./options.js";
+import type { Runtime } from "./systems.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** The bench's 128-stream shape (-c4 -m32). */
@@ -41,15 +42,8 @@ const { values } = parseArgs({
     top: { type: "string", default: "8" },
   },
 });
-const configs = values.configs.split(",").map((name) => {
-  const config = SYSTEM_CONFIGS.find((c) => c.name === name);
-  if (config === undefined) throw new Error(`unknown configuration "${name}"; one of: ${SYSTEM_CONFIGS.map((c) => c.name).join(", ")}`);
-  return config;
-});
-const methods = values.methods.split(",").map((name) => {
-  if (!(BENCH_METHODS as readonly string[]).includes(name)) throw new Error(`unknown method "${name}"; one of: ${BENCH_METHODS.join(", ")}`);
-  return name as BenchMethod;
-});
+const configs = pickConfigs(values.configs);
+const methods = pickMethods(values.methods);
 const durationSeconds = Number(values.duration);
 const top = Number(values.top);
 if (!(durationSeconds > 0) || !Number.isInteger(top) || top < 0) throw new Error("--duration takes a positive number of seconds, --top a whole number");

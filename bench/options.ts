@@ -65,14 +65,6 @@ export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<
     if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} expects a positive whole number, got "${value}"`);
     return n;
   };
-  const pick = <T>(name: string, value: string | undefined, all: readonly T[], key: (t: T) => string, fallback: readonly T[]): T[] => {
-    if (value === undefined) return [...fallback];
-    return value.split(",").map((wanted) => {
-      const found = all.find((t) => key(t) === wanted.trim());
-      if (found === undefined) throw new Error(`--${name}: unknown "${wanted}"; expected one of ${all.map(key).join(", ")}`);
-      return found;
-    });
-  };
   const configs = pick("configs", values.configs, SYSTEM_CONFIGS, (c) => c.name, SYSTEM_CONFIGS.filter((c) => DEFAULT_CONFIGS.includes(c.name)));
   return {
     quick,
@@ -89,4 +81,23 @@ export function parseBenchOptions(argv: readonly string[], env: Readonly<Record<
     serverCpu: values["server-cpu"] ?? "0",
     loadCpu: values["load-cpu"] ?? "1",
   };
+}
+
+/** The configurations a comma-separated `--configs` names, in the order given. */
+export function pickConfigs(value: string): SystemConfig[] {
+  return pick("configs", value, SYSTEM_CONFIGS, (c) => c.name, []);
+}
+
+/** The methods a comma-separated `--methods` names, in the order given. */
+export function pickMethods(value: string): BenchMethod[] {
+  return pick("methods", value, BENCH_METHODS, (m) => m, []);
+}
+
+function pick<T>(name: string, value: string | undefined, all: readonly T[], key: (t: T) => string, fallback: readonly T[]): T[] {
+  if (value === undefined) return [...fallback];
+  return value.split(",").map((wanted) => {
+    const found = all.find((t) => key(t) === wanted.trim());
+    if (found === undefined) throw new Error(`--${name}: unknown "${wanted}"; expected one of ${all.map(key).join(", ")}`);
+    return found;
+  });
 }
