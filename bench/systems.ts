@@ -70,8 +70,8 @@ async function start(context: StartContext, role: string, entry: string, args: (
     cpu: context.cpu,
     cwd: context.repo,
     nodeArgs: [...v8Flags, ...runtime.nodeArgs(entry), ...args(port)],
-    ...(runtime.launcher === undefined ? {} : { launcher: runtime.launcher }),
-    ...(runtime.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: runtime.readyTimeoutMs }),
+    launcher: runtime.launcher,
+    readyTimeoutMs: runtime.readyTimeoutMs,
   });
 }
 
