@@ -247,9 +247,14 @@ describe("faults across hosts (network namespaces)", { skip: unavailable ?? fals
     const hedgedTransport = createGrpcTransport({ target: orderH.address, services: [OrderServiceDefinition] });
     cleanup.after(() => hedgedTransport.close());
     hedgedOrders = createClient(OrderServiceDefinition, hedgedTransport, { defaultTimeoutMs: CALL_TIMEOUT_MS });
-    for (let i = 0; i < 20; i++) await hedgedOrders.createOrder({ orderId: `warm-h-${i}`, userId: "u-1" });
+    // A replica's first calls can find its channel to UserService still
+    // connecting, seconds after start on a busy machine: each warm-up order is
+    // retried (the same order_id stores one order) until it succeeds.
+    const warmOrder = (client: Client<typeof OrderServiceDefinition>, orderId: string) =>
+      waitFor(`order ${orderId}`, () => client.createOrder({ orderId, userId: "u-1" }), 30_000, 200);
+    for (let i = 0; i < 20; i++) await warmOrder(hedgedOrders, `warm-h-${i}`);
     // Warm up: every channel connected, both OrderService replicas reached…
-    for (let i = 0; i < 20; i++) await orders.createOrder({ orderId: `warm-${i}`, userId: "u-1" });
+    for (let i = 0; i < 20; i++) await warmOrder(orders, `warm-${i}`);
     // …and every process past its cold start at the load's rate, so that no
     // scenario depends on running after others: scenario 7 run first on cold
     // servers failed (its 2 s deadline within their first seconds of load).
