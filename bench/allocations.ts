@@ -10,22 +10,13 @@
  * every 256 bytes allocated, so the figures are estimates within about 1 %.
  * Usage: npm run bench:alloc -- [--configs a,b] [--methods a,b] [--duration S] [--top N]
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { compiledRuntime } from "./build.js";
-import { METHOD_SPECS } from "./fixtures.js";
-import { grpcFrame } from "./grpc-frame.js";
-import { LOAD_SHAPES, runH2load } from "./h2load.js";
 import { pickConfigs, pickMethods } from "./options.js";
+import { prepare, probeEach, REPO } from "./per-call.js";
 import type { Runtime } from "./systems.js";
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-/** The bench's 128-stream shape (-c4 -m32). */
-const SHAPE = LOAD_SHAPES.find((s) => s.name === "c4m32");
-if (SHAPE === undefined) throw new Error("bench/h2load.ts no longer has the c4m32 load shape");
 
 /** One node of a V8 sampling heap profile (HeapProfiler.SamplingHeapProfileNode). */
 interface ProfileNode {
@@ -48,47 +39,21 @@ const durationSeconds = Number(values.duration);
 const top = Number(values.top);
 if (!(durationSeconds > 0) || !Number.isInteger(top) || top < 0) throw new Error("--duration takes a positive number of seconds, --top a whole number");
 
-const work = path.join(REPO, ".bench-tmp", `alloc-${process.pid}`);
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
-execFileSync("taskset", ["-a", "-c", "-p", "1", String(process.pid)], { stdio: "ignore" });
-const compiled = compiledRuntime(REPO, (line) => process.stderr.write(`${line}\n`));
+const { work, compiled } = prepare("alloc");
 const sampler = pathToFileURL(path.join(REPO, ".bench-tmp", "build", "bench", "allocation-sampler.js")).href;
 const runtime: Runtime = { nodeArgs: (entry) => ["--import", sampler, ...compiled.nodeArgs(entry)] };
 process.env["SWITCHYARD_ALLOC_DIR"] = work;
 
-for (const config of configs) {
-  const system = await config.start({ runtime, repo: REPO, cpu: "0", loadCpu: "1", dataDir: path.join(work, config.name) });
-  try {
-    for (const method of methods) {
-      const spec = METHOD_SPECS[method];
-      const bodyFile = path.join(work, `${method}.bin`);
-      writeFileSync(bodyFile, grpcFrame(spec.request));
-      const load = (seconds: number) =>
-        runH2load({
-          url: `http://127.0.0.1:${system.portFor(spec.service)}${spec.path}`,
-          bodyFile,
-          shape: SHAPE,
-          durationSeconds: seconds,
-          warmUpSeconds: 0,
-          logFile: path.join(work, "h2load.log"),
-          cpu: "1",
-        });
-      await load(2); // JIT warm-up: what is measured is the steady state.
-      for (const server of system.processes) process.kill(server.pid, "SIGUSR2");
-      const result = await load(durationSeconds);
-      for (const server of system.processes) process.kill(server.pid, "SIGUSR2");
-      if (result.failed + result.errored > 0) throw new Error(`${config.name} ${method}: ${result.failed + result.errored} requests failed`);
-      for (const server of system.processes) {
-        const profile = await readProfile(path.join(work, `allocations-${server.pid}.json`));
-        report(`${config.name} ${server.role} ${method}`, profile, result.succeeded);
-      }
-    }
-  } finally {
-    await system.stop();
+await probeEach({ configs, methods, runtime, work }, async ({ config, method, system, load }) => {
+  await load({ seconds: 2 }); // JIT warm-up: what is measured is the steady state.
+  for (const server of system.processes) process.kill(server.pid, "SIGUSR2");
+  const result = await load({ seconds: durationSeconds });
+  for (const server of system.processes) process.kill(server.pid, "SIGUSR2");
+  for (const server of system.processes) {
+    const profile = await readProfile(path.join(work, `allocations-${server.pid}.json`));
+    report(`${config.name} ${server.role} ${method}`, profile, result.succeeded);
   }
-}
-rmSync(work, { recursive: true, force: true });
+});
 
 async function readProfile(file: string): Promise<ProfileNode> {
   for (let waited = 0; !existsSync(file); waited += 100) {

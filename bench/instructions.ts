@@ -17,21 +17,12 @@
  * Usage: npm run bench:instructions -- [--configs a,b] [--methods a,b] [--warm-up N] [--calls N]
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { compiledRuntime } from "./build.js";
-import { METHOD_SPECS } from "./fixtures.js";
-import { grpcFrame } from "./grpc-frame.js";
-import { LOAD_SHAPES, runH2load } from "./h2load.js";
 import { pickConfigs, pickMethods } from "./options.js";
+import { prepare, probeEach } from "./per-call.js";
 import type { Runtime } from "./systems.js";
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-/** The bench's 128-stream shape (-c4 -m32). */
-const SHAPE = LOAD_SHAPES.find((s) => s.name === "c4m32");
-if (SHAPE === undefined) throw new Error("bench/h2load.ts no longer has the c4m32 load shape");
 
 const { values } = parseArgs({
   options: {
@@ -56,11 +47,7 @@ for (const tool of ["valgrind", "callgrind_control"]) {
   }
 }
 
-const work = path.join(REPO, ".bench-tmp", `instructions-${process.pid}`);
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
-execFileSync("taskset", ["-a", "-c", "-p", "1", String(process.pid)], { stdio: "ignore" });
-const compiled = compiledRuntime(REPO, (line) => process.stderr.write(`${line}\n`));
+const { work, compiled } = prepare("instructions");
 const runtime: Runtime = {
   nodeArgs: (entry) => ["--predictable", "--predictable-gc-schedule", ...compiled.nodeArgs(entry)],
   // --smc-check=all: V8 writes the code it runs (the JIT).
@@ -68,40 +55,16 @@ const runtime: Runtime = {
   readyTimeoutMs: 180_000,
 };
 
-for (const config of configs) {
-  const system = await config.start({ runtime, repo: REPO, cpu: "0", loadCpu: "1", dataDir: path.join(work, config.name) });
-  try {
-    for (const method of methods) {
-      const spec = METHOD_SPECS[method];
-      const bodyFile = path.join(work, `${method}.bin`);
-      writeFileSync(bodyFile, grpcFrame(spec.request));
-      const load = async (requests: number): Promise<void> => {
-        const result = await runH2load({
-          url: `http://127.0.0.1:${system.portFor(spec.service)}${spec.path}`,
-          bodyFile,
-          shape: SHAPE,
-          durationSeconds: 0,
-          warmUpSeconds: 0,
-          requests,
-          logFile: path.join(work, "h2load.log"),
-          cpu: "1",
-        });
-        if (result.succeeded !== requests) throw new Error(`${config.name} ${method}: ${requests - result.succeeded} of ${requests} requests failed`);
-      };
-      await load(warmUpCalls);
-      for (const server of system.processes) callgrindControl("-z", server.pid);
-      await load(calls);
-      for (const server of system.processes) {
-        callgrindControl("-d", server.pid);
-        const count = lastDumpTotal(server.pid);
-        process.stdout.write(`${config.name} ${server.role} ${method}: ${Math.round(count / calls)} instructions per call over ${calls} calls\n`);
-      }
-    }
-  } finally {
-    await system.stop();
+await probeEach({ configs, methods, runtime, work }, async ({ config, method, system, load }) => {
+  await load({ requests: warmUpCalls });
+  for (const server of system.processes) callgrindControl("-z", server.pid);
+  await load({ requests: calls });
+  for (const server of system.processes) {
+    callgrindControl("-d", server.pid);
+    const count = lastDumpTotal(server.pid);
+    process.stdout.write(`${config.name} ${server.role} ${method}: ${Math.round(count / calls)} instructions per call over ${calls} calls\n`);
   }
-}
-rmSync(work, { recursive: true, force: true });
+});
 
 function callgrindControl(flag: "-z" | "-d", pid: number): void {
   execFileSync("callgrind_control", [flag, String(pid)], { stdio: "ignore" });
